@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { ControlPlane } from './cluster/control-plane.js';
-import { installCrds } from './cluster/crds.js';
+import { crdManifests } from './cluster/crds.js';
 import { repoRoot } from './cluster/process.js';
 import { sharedKubeconfigVariable } from './cluster/test-cluster.js';
 
@@ -25,7 +25,7 @@ const requested = process.argv.slice(2);
 const files = requested.length > 0 ? requested : testRoots.flatMap((root) => findTests(join(repoRoot, root))).sort();
 
 const started = Date.now();
-const plane = await ControlPlane.start();
+const plane = await ControlPlane.start({ crds: crdManifests });
 let stopping: Promise<void> | undefined;
 const stop = () => {
   stopping ??= plane.stop();
@@ -35,7 +35,6 @@ console.log(`Control plane ready at ${plane.server} in ${Date.now() - started} m
 
 let exitCode = 1;
 try {
-  await installCrds((args) => plane.kubectl(args));
   const child = spawn(process.execPath, ['--import', 'tsx', '--test', '--test-reporter=spec', ...files], {
     cwd: repoRoot,
     stdio: 'inherit',

@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { KubeConfig } from '@kubernetes/client-node';
 import { stringify } from 'yaml';
+import { installCrds } from './crds.js';
 import { CertificateAuthority, type KeyPair, serviceAccountKeys } from './pki.js';
 import { forgetDirectory, ManagedProcess, reapDirectoryOnExit, repoRoot } from './process.js';
 
@@ -26,6 +27,12 @@ export interface ControlPlaneOptions {
   tmpRoot?: string;
   /** How long to wait for the whole control plane to be ready. */
   readyTimeoutMs?: number;
+  /**
+   * CRD manifests to install before the controllers start, so that the garbage
+   * collector knows their kinds from the start instead of at its next discovery
+   * (every 30 s).
+   */
+  crds?: string[];
 }
 
 interface Ports {
@@ -136,6 +143,7 @@ export class ControlPlane {
       await plane.#writeFiles();
       await plane.#startEtcd();
       await plane.startApiServer();
+      if (options.crds?.length) await installCrds((args) => plane.kubectl(args), options.crds);
       await plane.#startControllerManager();
       await plane.#waitForServiceAccounts(options.readyTimeoutMs ?? 60_000);
     } catch (error) {

@@ -6,7 +6,7 @@
 import { after } from 'node:test';
 import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { ControlPlane, runTool } from './control-plane.js';
-import { installCrds } from './crds.js';
+import { crdManifests } from './crds.js';
 
 /** Set by the test runner to the shared control plane's admin kubeconfig. */
 export const sharedKubeconfigVariable = 'SLUICE_TEST_KUBECONFIG';
@@ -51,9 +51,8 @@ export function testCluster(): Promise<TestCluster> {
     if (shared) {
       cluster = Promise.resolve(new ExistingCluster(shared));
     } else {
-      cluster = ControlPlane.start().then(async (plane) => {
+      cluster = ControlPlane.start({ crds: crdManifests }).then((plane) => {
         ownPlane = plane;
-        await installCrds((args) => plane.kubectl(args));
         return plane;
       });
     }

@@ -1,0 +1,204 @@
+/**
+ * The control plane behaves like a cluster's: the pinned version, the garbage
+ * collector, namespace lifecycle, service accounts with tokens under RBAC; and the
+ * harness leaves no process or directory behind, even when its owner is killed.
+ */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { before, describe, test } from 'node:test';
+import {
+  ApiException,
+  AuthenticationV1Api,
+  CoreV1Api,
+  CustomObjectsApi,
+  KubeConfig,
+  RbacAuthorizationV1Api,
+  VersionApi,
+} from '@kubernetes/client-node';
+import { streamLeaseResource } from '../../crds/api/index.js';
+import { ControlPlane } from './control-plane.js';
+import { repoRoot } from './process.js';
+import { type TestCluster, testCluster, testNamespace } from './test-cluster.js';
+import { processExists, waitFor } from './wait.js';
+
+let cluster: TestCluster;
+let core: CoreV1Api;
+let objects: CustomObjectsApi;
+
+before(async () => {
+  cluster = await testCluster();
+  core = cluster.kubeConfig().makeApiClient(CoreV1Api);
+  objects = cluster.kubeConfig().makeApiClient(CustomObjectsApi);
+});
+
+async function notFound(read: () => Promise<unknown>): Promise<boolean> {
+  try {
+    await read();
+    return false;
+  } catch (error) {
+    if (error instanceof ApiException && error.code === 404) return true;
+    throw error;
+  }
+}
+
+async function podWithLease(namespace: string, name: string) {
+  await waitFor('the default service account', () => core.readNamespacedServiceAccount({ name: 'default', namespace }));
+  const pod = await core.createNamespacedPod({
+    namespace,
+    body: {
+      metadata: { name, labels: { app: 'voicebot' } },
+      spec: { containers: [{ name: 'app', image: 'voicebot:1' }] },
+    },
+  });
+  const { group, version, plural, apiVersion, kind } = streamLeaseResource;
+  const lease = {
+    apiVersion,
+    kind,
+    metadata: {
+      name: `flux-${name}`,
+      ownerReferences: [
+        { apiVersion: 'v1', kind: 'Pod', name, uid: pod.metadata?.uid as string, blockOwnerDeletion: true },
+      ],
+    },
+    spec: { budgetName: 'flux', podName: name, podUID: pod.metadata?.uid, grant: { concurrency: 1 }, epoch: 0 },
+  };
+  await objects.createNamespacedCustomObject({ group, version, plural, namespace, body: lease });
+  const readLease = () =>
+    objects.getNamespacedCustomObject({ group, version, plural, namespace, name: `flux-${name}` });
+  return { readLease };
+}
+
+describe('the control plane', () => {
+  test('reports the pinned Kubernetes version, matched by kubectl', async () => {
+    const info = await cluster.kubeConfig().makeApiClient(VersionApi).getCode();
+    const goMod = readFileSync(join(repoRoot, 'test', 'cluster', 'k8s', 'go.mod'), 'utf8');
+    const pinned = /\tk8s\.io\/kubernetes (v\d+\.\d+\.\d+)/.exec(goMod)?.[1];
+    assert.equal(info.gitVersion, pinned);
+    const client = await cluster.kubectl(['version', '--client', '-o', 'json']);
+    const minor = JSON.parse(client.stdout).clientVersion.minor;
+    assert.equal(minor, info.minor);
+  });
+
+  test('garbage-collects a lease when its pod is deleted', async () => {
+    const namespace = await testNamespace('gc');
+    const { readLease } = await podWithLease(namespace, 'voicebot-0');
+    assert.ok(await readLease());
+    await core.deleteNamespacedPod({ namespace, name: 'voicebot-0' });
+    await waitFor('the lease to be collected', () => notFound(readLease));
+  });
+
+  test('deletes a lease before its pod under foreground deletion', async () => {
+    const namespace = await testNamespace('gc-fg');
+    const { readLease } = await podWithLease(namespace, 'voicebot-1');
+    await core.deleteNamespacedPod({ namespace, name: 'voicebot-1', propagationPolicy: 'Foreground' });
+    await waitFor('the lease to be collected', () => notFound(readLease));
+    await waitFor('the pod to go', () => notFound(() => core.readNamespacedPod({ namespace, name: 'voicebot-1' })));
+  });
+
+  test('removes a namespace with everything in it', async () => {
+    const namespace = await testNamespace('lifecycle');
+    const { readLease } = await podWithLease(namespace, 'voicebot-2');
+    await core.deleteNamespace({ name: namespace });
+    await waitFor('the namespace to go', () => notFound(() => core.readNamespace({ name: namespace })), {
+      timeoutMs: 60_000,
+    });
+    assert.ok(await notFound(readLease));
+  });
+
+  test('issues service-account tokens that RBAC governs', async () => {
+    const namespace = await testNamespace('rbac');
+    await core.createNamespacedServiceAccount({ namespace, body: { metadata: { name: 'sidecar' } } });
+    const issued = await core.createNamespacedServiceAccountToken({
+      namespace,
+      name: 'sidecar',
+      body: { spec: { audiences: [], expirationSeconds: 600 } },
+    });
+    const token = issued.status?.token as string;
+    const config = new KubeConfig();
+    const admin = cluster.kubeConfig();
+    const server = admin.getCurrentCluster();
+    config.loadFromOptions({
+      clusters: [server as NonNullable<typeof server>],
+      users: [{ name: 'sidecar', token }],
+      contexts: [{ name: 'sidecar', cluster: server?.name as string, user: 'sidecar' }],
+      currentContext: 'sidecar',
+    });
+    const review = await config.makeApiClient(AuthenticationV1Api).createSelfSubjectReview({ body: {} });
+    assert.equal(review.status?.userInfo?.username, `system:serviceaccount:${namespace}:sidecar`);
+
+    const { group, version, plural } = streamLeaseResource;
+    const list = () =>
+      config.makeApiClient(CustomObjectsApi).listNamespacedCustomObject({ group, version, plural, namespace });
+    await assert.rejects(list, (error: unknown) => error instanceof ApiException && error.code === 403);
+
+    const rbac = admin.makeApiClient(RbacAuthorizationV1Api);
+    await rbac.createNamespacedRole({
+      namespace,
+      body: {
+        metadata: { name: 'read-leases' },
+        rules: [{ apiGroups: [group], resources: [plural], verbs: ['list'] }],
+      },
+    });
+    await rbac.createNamespacedRoleBinding({
+      namespace,
+      body: {
+        metadata: { name: 'read-leases' },
+        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'read-leases' },
+        subjects: [{ kind: 'ServiceAccount', name: 'sidecar', namespace }],
+      },
+    });
+    await waitFor('the role binding to take effect', () => list().then(() => true));
+  });
+});
+
+describe('the harness', () => {
+  test('stops every process and removes its directory', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'sluice-harness-'));
+    try {
+      const plane = await ControlPlane.start({ tmpRoot: root });
+      const { pids, dir } = plane;
+      assert.equal(pids.length, 3);
+      assert.ok(existsSync(dir));
+      await plane.stop();
+      assert.deepEqual(pids.filter(processExists), []);
+      assert.deepEqual(readdirSync(root), []);
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
+  });
+
+  test('cleans up after an owner killed with SIGKILL', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'sluice-harness-'));
+    try {
+      const owner = spawn(
+        process.execPath,
+        ['--import', 'tsx', join(import.meta.dirname, 'fixtures', 'hold-control-plane.ts'), root],
+        {
+          cwd: repoRoot,
+          stdio: ['ignore', 'pipe', 'inherit'],
+        },
+      );
+      let output = '';
+      owner.stdout.on('data', (chunk) => {
+        output += chunk;
+      });
+      const started = await waitFor(
+        'the owner to start its control plane',
+        () => (output.includes('\n') ? output : undefined),
+        {
+          timeoutMs: 60_000,
+        },
+      );
+      const { pids, dir } = JSON.parse(started) as { pids: number[]; dir: string };
+      assert.equal(pids.length, 3);
+      owner.kill('SIGKILL');
+      await waitFor('every process to stop', () => pids.every((pid) => !processExists(pid)), { timeoutMs: 20_000 });
+      await waitFor('the directory to go', () => !existsSync(dir), { timeoutMs: 5_000 });
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
+  });
+});
