@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# `npm run setup`: everything the tests and the demo need, on a fresh machine.
+# Idempotent and quick once done: each step skips what is already in place.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need() { # need COMMAND HINT
+  command -v "$1" >/dev/null 2>&1 || { echo "setup: $1 is required: $2" >&2; exit 1; }
+}
+need node "install Node.js 20.19 or newer"
+need npm "it ships with Node.js"
+need go "install Go 1.24 or newer (the control plane is built from source)"
+need python3 "used to unpack the kubectl/helm layer"
+
+node -e 'const [a,b]=process.versions.node.split(".").map(Number); if (a<20||(a===20&&b<19)) { console.error("setup: Node.js >= 20.19 is required, found "+process.versions.node); process.exit(1) }'
+
+# Node packages, reinstalled only when the lock file changed.
+if [[ ! -f node_modules/.package-lock.json || package-lock.json -nt node_modules/.package-lock.json ]]; then
+  npm ci --no-audit --no-fund
+fi
+
+# kube-apiserver, kube-controller-manager, etcd, kubectl, helm into .cache/bin.
+bash test/cluster/build-binaries.sh
+
+npm run --silent build
+echo "setup: done"
