@@ -21,7 +21,6 @@ fresh() { # fresh NAME VERSION: true when NAME was already built at VERSION
 if ! fresh kube-apiserver "$k8s_version" || ! fresh kube-controller-manager "$k8s_version" || ! fresh etcd "$etcd_version"; then
   echo "Building kube-apiserver and kube-controller-manager $k8s_version, etcd $etcd_version (first run only)..."
   commit=$(printf '%040d' 0)
-  pkg=k8s.io/component-base/version
   ldflags="-s -w"
   for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
     ldflags+=" -X $p.gitVersion=$k8s_version -X $p.gitMajor=1 -X $p.gitMinor=$minor"
@@ -37,7 +36,6 @@ if ! fresh kube-apiserver "$k8s_version" || ! fresh kube-controller-manager "$k8
   echo "$k8s_version" > "$bin/.kube-apiserver.version"
   echo "$k8s_version" > "$bin/.kube-controller-manager.version"
   echo "$etcd_version" > "$bin/.etcd.version"
-  unset pkg
 fi
 
 if ! fresh kubectl "$layer" || ! fresh helm "$layer"; then
@@ -58,6 +56,6 @@ PY
 fi
 
 "$bin/kube-apiserver" --version
-"$bin/etcd" --version | head -1
-"$bin/kubectl" version --client | head -1
+"$bin/etcd" --version | sed -n 1p
+"$bin/kubectl" version --client | sed -n 1p
 "$bin/helm" version --short
