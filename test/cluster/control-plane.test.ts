@@ -5,11 +5,14 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { createServer } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { before, describe, test } from 'node:test';
 import {
+  AdmissionregistrationV1Api,
   ApiException,
   AuthenticationV1Api,
   CoreV1Api,
@@ -19,7 +22,8 @@ import {
   VersionApi,
 } from '@kubernetes/client-node';
 import { streamLeaseResource } from '../../crds/api/index.js';
-import { ControlPlane } from './control-plane.js';
+import { ControlPlane, freePorts } from './control-plane.js';
+import { CertificateAuthority } from './pki.js';
 import { repoRoot } from './process.js';
 import { type TestCluster, testCluster, testNamespace } from './test-cluster.js';
 import { processExists, waitFor } from './wait.js';
@@ -151,6 +155,77 @@ describe('the control plane', () => {
       },
     });
     await waitFor('the role binding to take effect', () => list().then(() => true));
+  });
+
+  test('calls admission webhooks served on loopback', async () => {
+    const namespace = await testNamespace('webhook');
+    const ca = await CertificateAuthority.create('webhook-ca');
+    const serving = await ca.serving('webhook', { ips: ['127.0.0.1'] });
+    const reviewed: string[] = [];
+    const server = createServer({ cert: serving.certificate, key: serving.privateKey }, (req, res) => {
+      let body = '';
+      req.on('data', (chunk) => {
+        body += chunk;
+      });
+      req.on('end', () => {
+        const review = JSON.parse(body);
+        reviewed.push(review.request.name);
+        const allowed = !String(review.request.name).startsWith('forbidden');
+        res.setHeader('content-type', 'application/json');
+        res.end(
+          JSON.stringify({
+            apiVersion: 'admission.k8s.io/v1',
+            kind: 'AdmissionReview',
+            response: {
+              uid: review.request.uid,
+              allowed,
+              status: { message: 'names starting with forbidden are refused' },
+            },
+          }),
+        );
+      });
+    });
+    const [port] = await freePorts(1);
+    server.listen(port, '127.0.0.1');
+    await once(server, 'listening');
+    const admission = cluster.kubeConfig().makeApiClient(AdmissionregistrationV1Api);
+    const name = `${namespace}.sluice.dev`;
+    try {
+      await admission.createValidatingWebhookConfiguration({
+        body: {
+          metadata: { name },
+          webhooks: [
+            {
+              name,
+              admissionReviewVersions: ['v1'],
+              sideEffects: 'None',
+              failurePolicy: 'Fail',
+              clientConfig: {
+                url: `https://127.0.0.1:${port}/validate`,
+                caBundle: Buffer.from(ca.certificate).toString('base64'),
+              },
+              namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': namespace } },
+              rules: [{ apiGroups: [''], apiVersions: ['v1'], operations: ['CREATE'], resources: ['configmaps'] }],
+            },
+          ],
+        },
+      });
+      const create = (configMap: string) =>
+        core.createNamespacedConfigMap({ namespace, body: { metadata: { name: configMap } } });
+      // The configuration takes effect once the API server's informer has seen it.
+      await waitFor('the webhook to be called', async () => {
+        await create(`allowed-${reviewed.length}`);
+        return reviewed.length > 0;
+      });
+      await assert.rejects(
+        create('forbidden-1'),
+        (error: unknown) =>
+          error instanceof ApiException && error.code === 400 && String(error.body).includes('are refused'),
+      );
+    } finally {
+      await admission.deleteValidatingWebhookConfiguration({ name }).catch(() => undefined);
+      server.close();
+    }
   });
 });
 
