@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { runTool } from './control-plane.js';
 import { repoRoot } from './process.js';
-import { waitFor } from './wait.js';
+import { waitFor } from '../support/wait.js';
 
 function startCli(kubeconfig: string) {
   const child = spawn(process.execPath, ['--import', 'tsx', join(repoRoot, 'test', 'cluster', 'cli.ts')], {

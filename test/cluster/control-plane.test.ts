@@ -26,7 +26,7 @@ import { ControlPlane, freePorts } from './control-plane.js';
 import { CertificateAuthority } from './pki.js';
 import { repoRoot } from './process.js';
 import { type TestCluster, testCluster, testNamespace } from './test-cluster.js';
-import { processExists, waitFor } from './wait.js';
+import { processExists, waitFor } from '../support/wait.js';
 
 let cluster: TestCluster;
 let core: CoreV1Api;

@@ -1,0 +1,148 @@
+/**
+ * The referee's books for one project: streams open, slots still counted after
+ * unclean ends, the exact peak, every moment above the limit, and handshakes by
+ * outcome. Updated on every open and close, never sampled. Pure: the caller
+ * supplies the time.
+ */
+
+/** Why the emulator refused a handshake (or closed a stream right after it). */
+export type RejectReason =
+  | 'unauthorized'
+  | 'bad-request'
+  | 'not-found'
+  | 'concurrency'
+  | 'session-rate'
+  | 'fault-status'
+  | 'fault-refused';
+
+export interface LedgerSnapshot {
+  limit: number;
+  enforce: boolean;
+  /** Streams open now. */
+  open: number;
+  /** Slots still counted after unclean ends. */
+  stale: number;
+  /** open + stale: what the provider counts against the limit. */
+  inUse: number;
+  /** The highest inUse ever reached since the last reset. */
+  peak: number;
+  /** Times a stream was accepted while that took inUse above the limit. */
+  overLimitMoments: number;
+  /** Milliseconds spent with inUse above the limit. */
+  overLimitMs: number;
+  accepted: number;
+  rejected: Partial<Record<RejectReason, number>>;
+  /** Streams that ended without a close handshake. */
+  uncleanEnds: number;
+}
+
+export class ProjectLedger {
+  readonly limit: number;
+  readonly enforce: boolean;
+  readonly #releaseDelayMs: number;
+  #open = 0;
+  /** Release times of stale slots, in order (the delay is the same for all). */
+  #staleUntil: number[] = [];
+  #peak = 0;
+  #overLimitMoments = 0;
+  #overLimitMs = 0;
+  #overLimitSince: number | undefined;
+  #accepted = 0;
+  #rejected: Partial<Record<RejectReason, number>> = {};
+  #uncleanEnds = 0;
+
+  constructor(options: { limit: number; enforce: boolean; releaseDelayMs: number }) {
+    this.limit = options.limit;
+    this.enforce = options.enforce;
+    this.#releaseDelayMs = options.releaseDelayMs;
+  }
+
+  /** What the provider counts now: open streams plus unexpired stale slots. */
+  inUse(now: number): number {
+    this.#expire(now);
+    return this.#open + this.#staleUntil.length;
+  }
+
+  /** Whether a new stream may open now; in observing mode always true. */
+  hasRoom(now: number): boolean {
+    return !this.enforce || this.inUse(now) < this.limit;
+  }
+
+  /** Counts a stream that was accepted. */
+  opened(now: number): void {
+    this.#expire(now);
+    this.#open += 1;
+    this.#accepted += 1;
+    const inUse = this.#open + this.#staleUntil.length;
+    if (inUse > this.#peak) this.#peak = inUse;
+    if (inUse > this.limit) {
+      this.#overLimitMoments += 1;
+      this.#overLimitSince ??= now;
+    }
+  }
+
+  /** Counts the end of a stream: a clean end frees its slot, an unclean one later. */
+  closed(now: number, clean: boolean): void {
+    this.#expire(now);
+    this.#open -= 1;
+    if (!clean) {
+      this.#uncleanEnds += 1;
+      this.#staleUntil.push(now + this.#releaseDelayMs);
+    }
+    this.#noteBelowLimit(now);
+  }
+
+  rejected(reason: RejectReason): void {
+    this.#rejected[reason] = (this.#rejected[reason] ?? 0) + 1;
+  }
+
+  snapshot(now: number): LedgerSnapshot {
+    const inUse = this.inUse(now);
+    const overLimitMs = this.#overLimitMs + (this.#overLimitSince === undefined ? 0 : now - this.#overLimitSince);
+    return {
+      limit: this.limit,
+      enforce: this.enforce,
+      open: this.#open,
+      stale: this.#staleUntil.length,
+      inUse,
+      peak: this.#peak,
+      overLimitMoments: this.#overLimitMoments,
+      overLimitMs,
+      accepted: this.#accepted,
+      rejected: { ...this.#rejected },
+      uncleanEnds: this.#uncleanEnds,
+    };
+  }
+
+  /** Starts the books afresh; streams open now (and stale slots) still count. */
+  reset(now: number): void {
+    const inUse = this.inUse(now);
+    this.#peak = inUse;
+    this.#overLimitMoments = 0;
+    this.#overLimitMs = 0;
+    this.#overLimitSince = inUse > this.limit ? now : undefined;
+    this.#accepted = 0;
+    this.#rejected = {};
+    this.#uncleanEnds = 0;
+  }
+
+  /** When the next stale slot is released, if any: the server wakes then to keep gauges exact. */
+  nextRelease(): number | undefined {
+    return this.#staleUntil[0];
+  }
+
+  #expire(now: number): void {
+    while (this.#staleUntil.length > 0 && (this.#staleUntil[0] as number) <= now) {
+      // The count fell at the release time, not now: time above the limit ends there.
+      const releasedAt = this.#staleUntil.shift() as number;
+      this.#noteBelowLimit(releasedAt);
+    }
+  }
+
+  #noteBelowLimit(at: number): void {
+    if (this.#overLimitSince !== undefined && this.#open + this.#staleUntil.length <= this.limit) {
+      this.#overLimitMs += Math.max(0, at - this.#overLimitSince);
+      this.#overLimitSince = undefined;
+    }
+  }
+}
