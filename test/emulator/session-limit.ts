@@ -79,9 +79,9 @@ export class SessionLimit {
       const used = this.#starts.length - this.#head;
       const percent = (used / this.#limit) * 100;
       if (percent >= rule.scaleUpAtPercent) {
-        this.#limit = Math.min(rule.maxPerMinute, Math.ceil(this.#limit * (1 + rule.stepPercent / 100)));
+        this.#limit = Math.min(rule.maxPerMinute, Math.ceil((this.#limit * (100 + rule.stepPercent)) / 100));
       } else if (percent < rule.scaleDownBelowPercent) {
-        this.#limit = Math.max(this.#config.perMinute, Math.floor(this.#limit * (1 - rule.stepPercent / 100)));
+        this.#limit = Math.max(this.#config.perMinute, Math.floor((this.#limit * (100 - rule.stepPercent)) / 100));
       }
       this.#nextStepAt += interval;
     }

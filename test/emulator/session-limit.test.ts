@@ -1,0 +1,63 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { ProjectLedger } from './ledger.js';
+import { SessionLimit } from './session-limit.js';
+
+const autoscale = { scaleUpAtPercent: 70, stepPercent: 10, intervalSeconds: 60, scaleDownBelowPercent: 50, maxPerMinute: 130 };
+
+describe('SessionLimit', () => {
+  test('counts starts over a sliding 60 s window', () => {
+    const limit = new SessionLimit({ perMinute: 2 }, 0);
+    limit.record(0);
+    limit.record(30_000);
+    assert.equal(limit.allows(59_999), false);
+    assert.equal(limit.allows(60_000), true, 'the first start left the window');
+    assert.equal(limit.startsInWindow(90_000), 0);
+  });
+
+  test('grows by a step each interval while use is at or above the threshold, up to the ceiling', () => {
+    const limit = new SessionLimit({ perMinute: 100, autoscale }, 0);
+    for (let i = 0; i < 70; i++) limit.record(1000 + i);
+    assert.equal(limit.limit(59_999), 100, 'nothing before the first interval');
+    assert.equal(limit.limit(60_000), 110);
+    // The 70 starts have left the window by the next step: use 0 % shrinks it again.
+    assert.equal(limit.limit(120_000), 100);
+    const busy = new SessionLimit({ perMinute: 100, autoscale }, 0);
+    let t = 0;
+    for (let minute = 0; minute < 5; minute++) {
+      for (let i = 0; i < 100; i++) busy.record((t += 600));
+    }
+    assert.equal(busy.limit(t), 130, 'capped at maxPerMinute');
+  });
+
+  test('holds between the thresholds and never falls below the default', () => {
+    const limit = new SessionLimit({ perMinute: 100, autoscale }, 0);
+    for (let i = 0; i < 60; i++) limit.record(1000 + i);
+    assert.equal(limit.limit(60_000), 100, '60 % is between 50 % and 70 %');
+    assert.equal(limit.limit(600_000), 100, 'idle for minutes: still the default');
+  });
+});
+
+describe('ProjectLedger', () => {
+  test('tracks the exact peak and each acceptance above the limit', () => {
+    const ledger = new ProjectLedger({ limit: 2, enforce: false, releaseDelayMs: 1000 });
+    for (let i = 0; i < 4; i++) ledger.opened(i);
+    ledger.closed(10, true);
+    ledger.closed(20, true);
+    const snapshot = ledger.snapshot(30);
+    assert.equal(snapshot.peak, 4);
+    assert.equal(snapshot.overLimitMoments, 2);
+    assert.equal(snapshot.overLimitMs, 18, 'from the third acceptance at 2 to the close at 20');
+    assert.equal(snapshot.inUse, 2);
+  });
+
+  test('holds a slot after an unclean end until the release delay has passed', () => {
+    const ledger = new ProjectLedger({ limit: 1, enforce: true, releaseDelayMs: 1000 });
+    ledger.opened(0);
+    ledger.closed(100, false);
+    assert.equal(ledger.hasRoom(1099), false);
+    assert.equal(ledger.inUse(1099), 1);
+    assert.equal(ledger.hasRoom(1100), true);
+    assert.equal(ledger.snapshot(1100).uncleanEnds, 1);
+  });
+});
