@@ -9,9 +9,9 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { waitFor } from '../support/wait.js';
 import { runTool } from './control-plane.js';
 import { repoRoot } from './process.js';
-import { waitFor } from '../support/wait.js';
 
 function startCli(kubeconfig: string) {
   const child = spawn(process.execPath, ['--import', 'tsx', join(repoRoot, 'test', 'cluster', 'cli.ts')], {

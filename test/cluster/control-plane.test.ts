@@ -22,11 +22,11 @@ import {
   VersionApi,
 } from '@kubernetes/client-node';
 import { streamLeaseResource } from '../../crds/api/index.js';
+import { processExists, waitFor } from '../support/wait.js';
 import { ControlPlane, freePorts } from './control-plane.js';
 import { CertificateAuthority } from './pki.js';
 import { repoRoot } from './process.js';
 import { type TestCluster, testCluster, testNamespace } from './test-cluster.js';
-import { processExists, waitFor } from '../support/wait.js';
 
 let cluster: TestCluster;
 let core: CoreV1Api;

@@ -156,7 +156,13 @@ function readProject(reader: FieldReader): ProjectConfig {
       rejectWith: sessions.oneOf('rejectWith', 'handshake', ['handshake', 'close'] as const),
     };
     if (autoscale) {
-      autoscale.unknownKeys(['scaleUpAtPercent', 'stepPercent', 'intervalSeconds', 'scaleDownBelowPercent', 'maxPerMinute']);
+      autoscale.unknownKeys([
+        'scaleUpAtPercent',
+        'stepPercent',
+        'intervalSeconds',
+        'scaleDownBelowPercent',
+        'maxPerMinute',
+      ]);
       project.newSessions.autoscale = {
         scaleUpAtPercent: autoscale.number('scaleUpAtPercent', 70, { min: 1, max: 100 }),
         stepPercent: autoscale.number('stepPercent', 10, { min: 1, max: 100 }),

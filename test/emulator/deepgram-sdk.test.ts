@@ -15,7 +15,8 @@ after(() => Promise.all(emulators.map((e) => e.close())));
 function tone(seconds: number): Buffer[] {
   const samples = Math.round(seconds * 16000);
   const audio = Buffer.alloc(samples * 2);
-  for (let i = 0; i < samples; i++) audio.writeInt16LE(Math.round(8000 * Math.sin((2 * Math.PI * 440 * i) / 16000)), i * 2);
+  for (let i = 0; i < samples; i++)
+    audio.writeInt16LE(Math.round(8000 * Math.sin((2 * Math.PI * 440 * i) / 16000)), i * 2);
   const chunks: Buffer[] = [];
   for (let offset = 0; offset < audio.length; offset += 2560) chunks.push(audio.subarray(offset, offset + 2560));
   return chunks;

@@ -5,11 +5,10 @@
  */
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
-import { waitFor } from '../support/wait.js';
 import { openStream, refusedHandshake, sendAudio } from '../support/stream-client.js';
+import { waitFor } from '../support/wait.js';
 import { EmulatorConfigError, readEmulatorConfig } from './config.js';
 import { Emulator, type ProjectStats } from './server.js';
-
 
 const flux = '/v2/listen?model=flux-general-en&encoding=linear16&sample_rate=16000';
 const nova = '/v1/listen?model=nova-3&encoding=linear16&sample_rate=16000';
@@ -346,7 +345,10 @@ describe('records', () => {
     const metrics = await (await fetch(`${e.httpUrl}/metrics`)).text();
     assert.match(metrics, /^sluice_emulator_streams_in_use\{project="p"\} 1$/m);
     assert.match(metrics, /^sluice_emulator_streams_peak\{project="p"\} 1$/m);
-    assert.match(metrics, /^sluice_emulator_handshakes_total\{project="p",outcome="rejected",reason="concurrency"\} 1$/m);
+    assert.match(
+      metrics,
+      /^sluice_emulator_handshakes_total\{project="p",outcome="rejected",reason="concurrency"\} 1$/m,
+    );
     assert.match(metrics, /^sluice_emulator_stream_limit\{project="p"\} 1$/m);
 
     const streams = (await (await fetch(`${e.httpUrl}/streams`)).json()) as { requestId: string }[];
@@ -412,7 +414,10 @@ describe('faults', () => {
   test('close with 1011, hitting a seeded share of streams', async () => {
     const e = await emulator(
       { maxConcurrentStreams: 100 },
-      { faults: [{ match: { share: 0.5 }, action: { type: 'close', afterMs: 0, code: 1011, reason: 'injected' } }], seed: 7 },
+      {
+        faults: [{ match: { share: 0.5 }, action: { type: 'close', afterMs: 0, code: 1011, reason: 'injected' } }],
+        seed: 7,
+      },
     );
     const streams = await Promise.all(Array.from({ length: 20 }, () => openStream(`${e.url}${flux}`, auth)));
     const hit = [];
@@ -451,7 +456,12 @@ describe('configuration', () => {
         readEmulatorConfig({
           projects: [
             { id: 'a', keys: ['k'], maxConcurrentStreams: 0 },
-            { id: 'a', keys: ['k'], maxConcurrentStreams: 5, newSessions: { perMinute: 10, autoscale: { maxPerMinute: 5 } } },
+            {
+              id: 'a',
+              keys: ['k'],
+              maxConcurrentStreams: 5,
+              newSessions: { perMinute: 10, autoscale: { maxPerMinute: 5 } },
+            },
           ],
           flux: { idle: 3 },
         }),

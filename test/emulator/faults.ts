@@ -62,7 +62,8 @@ export function parseFaultRule(input: unknown, path: string, problems: string[])
   const m = match as Record<string, unknown>;
   for (const [key, value] of Object.entries(m)) {
     if (key === 'share') {
-      if (typeof value !== 'number' || value < 0 || value > 1) problems.push(`${path}.match.share: must be between 0 and 1`);
+      if (typeof value !== 'number' || value < 0 || value > 1)
+        problems.push(`${path}.match.share: must be between 0 and 1`);
     } else if (['project', 'path', 'model', 'tag', 'requestId'].includes(key)) {
       if (typeof value !== 'string' || value === '') problems.push(`${path}.match.${key}: must be a non-empty string`);
     } else {
@@ -73,7 +74,8 @@ export function parseFaultRule(input: unknown, path: string, problems: string[])
   const a = action as Record<string, unknown>;
   const ms = (key: string): number => {
     const value = a[key] ?? 0;
-    if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) problems.push(`${path}.action.${key}: must be a number of milliseconds`);
+    if (typeof value !== 'number' || !Number.isFinite(value) || value < 0)
+      problems.push(`${path}.action.${key}: must be a number of milliseconds`);
     return value as number;
   };
   let parsed: FaultAction;
@@ -98,7 +100,13 @@ export function parseFaultRule(input: unknown, path: string, problems: string[])
       break;
     case 'close': {
       const code = a.code ?? 1011;
-      if (typeof code !== 'number' || !Number.isInteger(code) || code < 1000 || code > 4999 || [1004, 1005, 1006, 1015].includes(code)) {
+      if (
+        typeof code !== 'number' ||
+        !Number.isInteger(code) ||
+        code < 1000 ||
+        code > 4999 ||
+        [1004, 1005, 1006, 1015].includes(code)
+      ) {
         problems.push(`${path}.action.code: must be a close code that can be sent (1000-4999, not 1004-1006 or 1015)`);
       }
       const reason = a.reason ?? '';
@@ -109,13 +117,20 @@ export function parseFaultRule(input: unknown, path: string, problems: string[])
       break;
     }
     default:
-      return fail(`.action.type: must be one of latency, refuse, status, reset, silence, close; got ${JSON.stringify(a.type)}`);
+      return fail(
+        `.action.type: must be one of latency, refuse, status, reset, silence, close; got ${JSON.stringify(a.type)}`,
+      );
   }
   if (times !== undefined && (typeof times !== 'number' || !Number.isInteger(times) || times < 1)) {
     problems.push(`${path}.times: must be a whole number of at least 1`);
   }
   const ruleId = typeof id === 'string' && id !== '' ? id : `fault-${nextId++}`;
-  return { id: ruleId, match: m as FaultMatch, action: parsed, ...(typeof times === 'number' ? { remaining: times } : {}) };
+  return {
+    id: ruleId,
+    match: m as FaultMatch,
+    action: parsed,
+    ...(typeof times === 'number' ? { remaining: times } : {}),
+  };
 }
 
 /** A small, fast, seedable generator (mulberry32). */

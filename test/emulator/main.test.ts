@@ -28,8 +28,13 @@ function start(args: string[]) {
 
 test('serves the example configuration and stops on SIGTERM', async () => {
   const emulator = start(['--port', '0', '--config', join(repoRoot, 'test', 'emulator', 'emulator.example.yaml')]);
-  const url = await waitFor('the emulator to listen', () => /Control: (http:\/\/[^/]+)\/stats/.exec(emulator.output())?.[1]);
-  const stats = (await (await fetch(`${url}/stats`)).json()) as { projects: Record<string, { limit: number; enforce: boolean }> };
+  const url = await waitFor(
+    'the emulator to listen',
+    () => /Control: (http:\/\/[^/]+)\/stats/.exec(emulator.output())?.[1],
+  );
+  const stats = (await (await fetch(`${url}/stats`)).json()) as {
+    projects: Record<string, { limit: number; enforce: boolean }>;
+  };
   assert.deepEqual(Object.keys(stats.projects), ['flux-prod', 'nova-prod']);
   assert.equal(stats.projects['nova-prod']?.enforce, false);
   emulator.child.kill('SIGTERM');

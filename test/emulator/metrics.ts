@@ -27,15 +27,39 @@ export class EmulatorMetrics {
           }
         },
       });
-    gauge('sluice_emulator_streams_in_use', 'Streams counted against the limit: open plus stale slots.', (p) => p.inUse);
+    gauge(
+      'sluice_emulator_streams_in_use',
+      'Streams counted against the limit: open plus stale slots.',
+      (p) => p.inUse,
+    );
     gauge('sluice_emulator_streams_open', 'Streams open now.', (p) => p.open);
-    gauge('sluice_emulator_stale_slots', 'Slots still counted after streams ended without a close handshake.', (p) => p.stale);
+    gauge(
+      'sluice_emulator_stale_slots',
+      'Slots still counted after streams ended without a close handshake.',
+      (p) => p.stale,
+    );
     gauge('sluice_emulator_streams_peak', 'Highest in-use count since the last reset, exact.', (p) => p.peak);
     gauge('sluice_emulator_stream_limit', 'The concurrency limit of the project.', (p) => p.limit);
-    gauge('sluice_emulator_over_limit_moments', 'Accepted streams that took the count above the limit since the last reset.', (p) => p.overLimitMoments);
-    gauge('sluice_emulator_over_limit_seconds', 'Time spent above the limit since the last reset.', (p) => p.overLimitMs / 1000);
-    gauge('sluice_emulator_session_starts_last_minute', 'Streams started in the last 60 s.', (p) => p.sessionStartsLastMinute);
-    gauge('sluice_emulator_session_limit_per_minute', 'The new-session limit in force (after autoscaling).', (p) => p.sessionLimitPerMinute);
+    gauge(
+      'sluice_emulator_over_limit_moments',
+      'Accepted streams that took the count above the limit since the last reset.',
+      (p) => p.overLimitMoments,
+    );
+    gauge(
+      'sluice_emulator_over_limit_seconds',
+      'Time spent above the limit since the last reset.',
+      (p) => p.overLimitMs / 1000,
+    );
+    gauge(
+      'sluice_emulator_session_starts_last_minute',
+      'Streams started in the last 60 s.',
+      (p) => p.sessionStartsLastMinute,
+    );
+    gauge(
+      'sluice_emulator_session_limit_per_minute',
+      'The new-session limit in force (after autoscaling).',
+      (p) => p.sessionLimitPerMinute,
+    );
     this.#handshakes = new Counter({
       name: 'sluice_emulator_handshakes_total',
       help: 'Handshakes by outcome (accepted, rejected) and rejection reason.',

@@ -22,8 +22,8 @@ import {
 } from './faults.js';
 import { type LedgerSnapshot, ProjectLedger, type RejectReason } from './ledger.js';
 import { EmulatorMetrics } from './metrics.js';
-import { FluxSession, NovaSession, type StreamSession } from './sessions.js';
 import { SessionLimit } from './session-limit.js';
+import { FluxSession, NovaSession, type StreamSession } from './sessions.js';
 
 const statusText: Record<number, string> = {
   400: 'Bad Request',
@@ -184,8 +184,14 @@ export class Emulator {
   }
 
   /** Starts an emulator on loopback (a free port unless one is given). */
-  static async start(config: EmulatorConfig | Record<string, unknown>, options: EmulatorOptions = {}): Promise<Emulator> {
-    const complete = 'faults' in config && 'flux' in config && 'nova' in config ? (config as EmulatorConfig) : readEmulatorConfig(config);
+  static async start(
+    config: EmulatorConfig | Record<string, unknown>,
+    options: EmulatorOptions = {},
+  ): Promise<Emulator> {
+    const complete =
+      'faults' in config && 'flux' in config && 'nova' in config
+        ? (config as EmulatorConfig)
+        : readEmulatorConfig(config);
     const emulator = new Emulator(complete, options);
     await new Promise<void>((resolve, reject) => {
       emulator.#server.once('error', reject);
@@ -235,7 +241,15 @@ export class Emulator {
   }
 
   /** Open streams, for tests and the /streams endpoint. */
-  streams(): { requestId: string; project: string; path: string; model?: string; tag: string[]; audioBytes: number; silent: boolean }[] {
+  streams(): {
+    requestId: string;
+    project: string;
+    path: string;
+    model?: string;
+    tag: string[];
+    audioBytes: number;
+    silent: boolean;
+  }[] {
     return [...this.#streams.values()].map((s) => ({
       requestId: s.facts.requestId,
       project: s.facts.project,
@@ -289,7 +303,13 @@ export class Emulator {
       return;
     }
     const model = url.searchParams.get('model') ?? undefined;
-    const facts: StreamFacts = { project: project.config.id, path, model, tag: url.searchParams.getAll('tag'), requestId };
+    const facts: StreamFacts = {
+      project: project.config.id,
+      path,
+      model,
+      tag: url.searchParams.getAll('tag'),
+      requestId,
+    };
 
     const hits = this.faults.select(facts);
     for (const fault of hits) {
@@ -303,7 +323,13 @@ export class Emulator {
     const status = hits.find((f) => f.type === 'status');
     if (status) {
       this.#reject(project, 'fault-status');
-      refuse(socket, status.status, 'INTERNAL_SERVER_ERROR', 'The service failed to start the stream (injected fault).', requestId);
+      refuse(
+        socket,
+        status.status,
+        'INTERNAL_SERVER_ERROR',
+        'The service failed to start the stream (injected fault).',
+        requestId,
+      );
       return;
     }
 

@@ -3,7 +3,13 @@ import { describe, test } from 'node:test';
 import { ProjectLedger } from './ledger.js';
 import { SessionLimit } from './session-limit.js';
 
-const autoscale = { scaleUpAtPercent: 70, stepPercent: 10, intervalSeconds: 60, scaleDownBelowPercent: 50, maxPerMinute: 130 };
+const autoscale = {
+  scaleUpAtPercent: 70,
+  stepPercent: 10,
+  intervalSeconds: 60,
+  scaleDownBelowPercent: 50,
+  maxPerMinute: 130,
+};
 
 describe('SessionLimit', () => {
   test('counts starts over a sliding 60 s window', () => {

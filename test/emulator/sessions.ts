@@ -112,7 +112,12 @@ export class FluxSession implements StreamSession {
 
   #addWord(until: number): void {
     const step = this.#options.updateIntervalSeconds;
-    this.#words.push({ word: syntheticWord(this.#wordCount++), confidence: 0.98, start: round(until - step), end: round(until) });
+    this.#words.push({
+      word: syntheticWord(this.#wordCount++),
+      confidence: 0.98,
+      start: round(until - step),
+      end: round(until),
+    });
   }
 
   #turnInfo(event: string, confidence: number): void {
@@ -168,13 +173,15 @@ export class FluxSession implements StreamSession {
   #configure(message: { thresholds?: unknown; keyterms?: unknown; language_hints?: unknown }): void {
     const thresholds = (message.thresholds ?? {}) as Record<string, unknown>;
     const inRange = (key: string, min: number, max: number) =>
-      thresholds[key] === undefined || (typeof thresholds[key] === 'number' && thresholds[key] >= min && thresholds[key] <= max);
+      thresholds[key] === undefined ||
+      (typeof thresholds[key] === 'number' && thresholds[key] >= min && thresholds[key] <= max);
     const valid =
       typeof thresholds === 'object' &&
       inRange('eot_threshold', 0.5, 1) &&
       inRange('eager_eot_threshold', 0.3, 0.9) &&
       inRange('eot_timeout_ms', 500, 60000) &&
-      (message.keyterms === undefined || (Array.isArray(message.keyterms) && message.keyterms.every((k) => typeof k === 'string')));
+      (message.keyterms === undefined ||
+        (Array.isArray(message.keyterms) && message.keyterms.every((k) => typeof k === 'string')));
     if (!valid) {
       this.#send({ type: 'ConfigureFailure' });
       return;
@@ -263,7 +270,13 @@ export class NovaSession implements StreamSession {
       speech_final: fromFinalize,
       from_finalize: fromFinalize,
       channel: {
-        alternatives: [{ transcript: word, confidence: 0.98, words: [{ word, start: round(start), end: round(until), confidence: 0.98 }] }],
+        alternatives: [
+          {
+            transcript: word,
+            confidence: 0.98,
+            words: [{ word, start: round(start), end: round(until), confidence: 0.98 }],
+          },
+        ],
       },
       metadata: {
         request_id: this.#options.requestId,
