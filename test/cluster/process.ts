@@ -23,9 +23,11 @@ function reaperInput(): Writable {
       stdio: ['pipe', 'ignore', 'inherit'],
     });
     child.unref();
-    const stdin = child.stdin as Writable & { unref?: () => void };
+    const stdin = child.stdin as Writable;
     // The pipe must not keep this process alive; its end is the reaper's signal.
     (stdin as unknown as { unref(): void }).unref();
+    // Should the reaper be gone, there is nobody left to tell: never crash over it.
+    stdin.on('error', () => {});
     reaper = { stdin, process: child };
   }
   return reaper.stdin;

@@ -229,13 +229,11 @@ export function readEmulatorConfig(input: unknown): EmulatorConfig {
   return config;
 }
 
-/** Parses YAML text into a configuration. */
-export function parseEmulatorConfig(text: string): EmulatorConfig {
-  let input: unknown;
+/** Parses YAML text into a configuration's input, for `readEmulatorConfig` or `Emulator.start`. */
+export function parseEmulatorYaml(text: string): unknown {
   try {
-    input = parse(text);
+    return parse(text) ?? {};
   } catch (error) {
     throw new EmulatorConfigError([`not valid YAML: ${(error as Error).message.split('\n')[0]}`]);
   }
-  return readEmulatorConfig(input ?? {});
 }

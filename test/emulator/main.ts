@@ -6,7 +6,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { EmulatorConfigError, parseEmulatorConfig, readEmulatorConfig } from './config.js';
+import { EmulatorConfigError, parseEmulatorYaml } from './config.js';
 import { Emulator } from './server.js';
 
 const usage = 'Usage: npm run emulator -- [--port 8787] [--host 127.0.0.1] [--config emulator.yaml]';
@@ -36,18 +36,17 @@ if (options.help) {
 const port = Number(options.port ?? 8787);
 if (!Number.isInteger(port) || port < 0 || port > 65535) fail(`--port must be a port number, got ${options.port}`);
 
-let config: ReturnType<typeof readEmulatorConfig>;
+let emulator: Emulator;
 try {
-  config = options.config
-    ? parseEmulatorConfig(readFileSync(options.config, 'utf8'))
-    : readEmulatorConfig({ projects: [{ id: 'local', keys: ['local-key'], maxConcurrentStreams: 150 }] });
+  const input = options.config
+    ? parseEmulatorYaml(readFileSync(options.config, 'utf8'))
+    : { projects: [{ id: 'local', keys: ['local-key'], maxConcurrentStreams: 150 }] };
+  emulator = await Emulator.start(input, { port, host: options.host ?? '127.0.0.1' });
 } catch (error) {
   if (error instanceof EmulatorConfigError) fail(error.message);
-  fail(`Cannot read ${options.config}: ${(error as Error).message}`);
+  fail(`Cannot start the emulator: ${(error as Error).message}`);
 }
-
-const emulator = await Emulator.start(config, { port, host: options.host ?? '127.0.0.1' });
-const projects = config.projects
+const projects = emulator.config.projects
   .map((p) => `${p.id} (limit ${p.maxConcurrentStreams}, ${p.enforce ? 'enforcing' : 'observing'})`)
   .join(', ');
 console.log(`Emulator listening on ${emulator.url} (/v1/listen, /v2/listen); projects: ${projects}`);

@@ -183,16 +183,12 @@ export class Emulator {
     this.#sweeper.unref();
   }
 
-  /** Starts an emulator on loopback (a free port unless one is given). */
-  static async start(
-    config: EmulatorConfig | Record<string, unknown>,
-    options: EmulatorOptions = {},
-  ): Promise<Emulator> {
-    const complete =
-      'faults' in config && 'flux' in config && 'nova' in config
-        ? (config as EmulatorConfig)
-        : readEmulatorConfig(config);
-    const emulator = new Emulator(complete, options);
+  /**
+   * Starts an emulator on loopback (a free port unless one is given). The configuration
+   * may leave out anything that has a default; an invalid one throws EmulatorConfigError.
+   */
+  static async start(config: unknown, options: EmulatorOptions = {}): Promise<Emulator> {
+    const emulator = new Emulator(readEmulatorConfig(config), options);
     await new Promise<void>((resolve, reject) => {
       emulator.#server.once('error', reject);
       emulator.#server.listen(options.port ?? 0, options.host ?? '127.0.0.1', () => resolve());
@@ -350,7 +346,8 @@ export class Emulator {
     }
 
     const now = this.#now();
-    if (socket.destroyed) return;
+    // A client that left while we waited is not counted: ws would drop its upgrade silently.
+    if (socket.destroyed || !socket.readable || !socket.writable) return;
     if (!project.ledger.hasRoom(now)) {
       this.#reject(project, 'concurrency');
       refuse(socket, errors.tooMany.status, errors.tooMany.code, errors.tooMany.message, requestId);
