@@ -3,30 +3,17 @@
  * it writes, gone without a trace after Ctrl-C.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { startScript } from '../support/script.js';
 import { waitFor } from '../support/wait.js';
 import { runTool } from './control-plane.js';
-import { repoRoot } from './process.js';
 
 function startCli(kubeconfig: string) {
-  const child = spawn(process.execPath, ['--import', 'tsx', join(repoRoot, 'test', 'cluster', 'cli.ts')], {
-    cwd: repoRoot,
-    env: { ...process.env, KUBECONFIG: kubeconfig },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let output = '';
-  child.stdout.on('data', (chunk) => {
-    output += chunk;
-  });
-  child.stderr.on('data', (chunk) => {
-    output += chunk;
-  });
-  return { child, output: () => output };
+  return startScript('test/cluster/cli.ts', [], { ...process.env, KUBECONFIG: kubeconfig });
 }
 
 test('npm run cluster serves the sluice API until Ctrl-C, then leaves nothing behind', async () => {

@@ -4,7 +4,6 @@
  * harness leaves no process or directory behind, even when its owner is killed.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:https';
@@ -22,6 +21,7 @@ import {
   VersionApi,
 } from '@kubernetes/client-node';
 import { streamLeaseResource } from '../../crds/api/index.js';
+import { startScript } from '../support/script.js';
 import { processExists, waitFor } from '../support/wait.js';
 import { ControlPlane, freePorts } from './control-plane.js';
 import { CertificateAuthority } from './pki.js';
@@ -248,28 +248,15 @@ describe('the harness', () => {
   test('cleans up after an owner killed with SIGKILL', async () => {
     const root = mkdtempSync(join(tmpdir(), 'sluice-harness-'));
     try {
-      const owner = spawn(
-        process.execPath,
-        ['--import', 'tsx', join(import.meta.dirname, 'fixtures', 'hold-control-plane.ts'), root],
-        {
-          cwd: repoRoot,
-          stdio: ['ignore', 'pipe', 'inherit'],
-        },
-      );
-      let output = '';
-      owner.stdout.on('data', (chunk) => {
-        output += chunk;
-      });
+      const owner = startScript('test/cluster/fixtures/hold-control-plane.ts', [root]);
       const started = await waitFor(
         'the owner to start its control plane',
-        () => (output.includes('\n') ? output : undefined),
-        {
-          timeoutMs: 60_000,
-        },
+        () => /^\{.*\}$/m.exec(owner.output())?.[0],
+        { timeoutMs: 60_000 },
       );
       const { pids, dir } = JSON.parse(started) as { pids: number[]; dir: string };
       assert.equal(pids.length, 3);
-      owner.kill('SIGKILL');
+      owner.child.kill('SIGKILL');
       await waitFor('every process to stop', () => pids.every((pid) => !processExists(pid)), { timeoutMs: 20_000 });
       await waitFor('the directory to go', () => !existsSync(dir), { timeoutMs: 5_000 });
     } finally {

@@ -2,28 +2,17 @@
  * `npm run emulator`: the emulator as a process.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { repoRoot } from '../cluster/process.js';
+import { startScript } from '../support/script.js';
 import { waitFor } from '../support/wait.js';
 
 function start(args: string[]) {
-  const child = spawn(process.execPath, ['--import', 'tsx', join(repoRoot, 'test', 'emulator', 'main.ts'), ...args], {
-    cwd: repoRoot,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let output = '';
-  child.stdout.on('data', (chunk) => {
-    output += chunk;
-  });
-  child.stderr.on('data', (chunk) => {
-    output += chunk;
-  });
-  return { child, output: () => output };
+  return startScript('test/emulator/main.ts', args);
 }
 
 test('serves the example configuration and stops on SIGTERM', async () => {
