@@ -35,12 +35,12 @@ describe('FrameSplitter', () => {
         fc.boolean(),
         fc.array(fc.integer({ min: 0, max: 300_000 }), { maxLength: 8 }),
         (specs, masked, cuts) => {
-          const frames = specs.map(({ opcode, size }) => ({
-            opcode,
-            payload: Buffer.alloc(size, opcode),
-            raw: Buffer.alloc(0),
-          }));
-          for (const frame of frames) frame.raw = buildFrame(frame.opcode, frame.payload, masked);
+          const frames = specs
+            .map(({ opcode, size }) => ({
+              opcode,
+              payload: Buffer.alloc(size, opcode),
+            }))
+            .map((frame) => ({ ...frame, raw: buildFrame(frame.opcode, frame.payload, masked) }));
           const pieces = split(Buffer.concat(frames.map((f) => f.raw)), cuts, masked);
           const data = Buffer.concat(pieces.flatMap((p) => (p.kind === 'data' ? [p.bytes] : [])));
           const dataFrames = frames.filter((f) => f.opcode < 8);
@@ -68,10 +68,16 @@ describe('FrameSplitter', () => {
     ];
     for (const [bytes, expectMasked, code] of cases) {
       const splitter = new FrameSplitter({ expectMasked, maxPayload: 1024 });
-      assert.throws(
-        () => splitter.push(bytes),
-        (e: unknown) => e instanceof FrameError && e.closeCode === code,
+      const good = buildFrame(Opcode.text, Buffer.from('ok'), expectMasked);
+      const pieces = splitter.push(Buffer.concat([good, bytes]));
+      const last = pieces.at(-1);
+      assert.ok(last?.kind === 'error' && last.error instanceof FrameError && last.error.closeCode === code);
+      assert.deepEqual(
+        Buffer.concat(pieces.flatMap((p) => (p.kind === 'data' ? [p.bytes] : []))),
+        good,
+        'the whole frame before it',
       );
+      assert.deepEqual(splitter.push(good), [], 'nothing after a violation');
     }
   });
 });

@@ -24,7 +24,9 @@ export type Piece =
   /** A data frame starts: for activity and size checks. */
   | { kind: 'start'; header: FrameHeader }
   /** A complete control frame: its bytes as received, and its payload unmasked. */
-  | { kind: 'control'; header: FrameHeader; raw: Buffer; payload: Buffer };
+  | { kind: 'control'; header: FrameHeader; raw: Buffer; payload: Buffer }
+  /** A protocol violation at the start of the next frame; everything before it was whole. Always last. */
+  | { kind: 'error'; error: FrameError };
 
 /** A violation of the protocol, with the close code it calls for. */
 export class FrameError extends Error {
@@ -52,6 +54,7 @@ export class FrameSplitter {
   /** Payload bytes still to pass through for the data frame in progress. */
   #dataLeft = 0;
   #inMessage = false;
+  #broken = false;
 
   constructor(options: SplitterOptions) {
     this.#options = options;
@@ -62,9 +65,24 @@ export class FrameSplitter {
     return this.#dataLeft === 0 && this.#pending.length === 0;
   }
 
-  /** Splits `chunk`; throws FrameError on a protocol violation. */
+  /**
+   * Splits `chunk`. A protocol violation ends the list with an error piece, and the
+   * splitter yields nothing more after it.
+   */
   push(chunk: Buffer): Piece[] {
+    if (this.#broken) return [];
     const pieces: Piece[] = [];
+    try {
+      this.#split(chunk, pieces);
+    } catch (error) {
+      if (!(error instanceof FrameError)) throw error;
+      this.#broken = true;
+      pieces.push({ kind: 'error', error });
+    }
+    return pieces;
+  }
+
+  #split(chunk: Buffer, pieces: Piece[]): void {
     let data = chunk;
     while (data.length > 0) {
       if (this.#dataLeft > 0) {
@@ -101,7 +119,6 @@ export class FrameSplitter {
       this.#pending = Buffer.alloc(0);
       data = buffered.subarray(headerLength);
     }
-    return pieces;
   }
 
   #header(bytes: Buffer): { header: FrameHeader; headerLength: number } | undefined {
