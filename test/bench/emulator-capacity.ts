@@ -99,7 +99,8 @@ export async function emulatorCapacity(): Promise<void> {
           .then((r) => r.json())
           .then((s) => (s as { streams: number }).streams === 0),
       );
-      if (!onTime) break;
+      // A saturated generator measures itself, not the emulator: stop there too.
+      if (!onTime || generatorBound) break;
       sustained = streams;
     }
     console.log(

@@ -4,6 +4,7 @@
  * records, and the faults it injects.
  */
 import assert from 'node:assert/strict';
+import { request } from 'node:http';
 import { after, describe, test } from 'node:test';
 import { openStream, refusedHandshake, sendAudio } from '../support/stream-client.js';
 import { waitFor } from '../support/wait.js';
@@ -38,13 +39,14 @@ describe('authentication', () => {
       { headers: { authorization: 'Token key-a' } },
       { headers: { authorization: 'bearer key-a' } },
       { protocols: ['token', 'key-a'] },
+      { protocols: ['bearer', 'key-a'] },
     ]) {
       const stream = await openStream(`${e.url}${flux}`, options);
-      if (options.protocols) assert.equal(stream.ws.protocol, 'token');
+      if (options.protocols) assert.equal(stream.ws.protocol, options.protocols[0]);
       stream.ws.close();
       await stream.closed;
     }
-    assert.equal(stats(e).accepted, 3);
+    assert.equal(stats(e).accepted, 4);
   });
 
   test('refuses a missing or unknown key with 401 in Deepgram shape', async () => {
@@ -87,6 +89,49 @@ describe('handshakes', () => {
       assert.ok(refusal.headers['dg-request-id']);
       assert.ok(refusal.headers['dg-error']);
     }
+  });
+
+  test('refuse malformed upgrades in Deepgram shape, without counting them', async () => {
+    const e = await emulator({ maxConcurrentStreams: 1 });
+    const upgrade = (headers: Record<string, string>) =>
+      new Promise<{ status: number; body: string; requestId: unknown }>((resolve, reject) => {
+        const req = request(`${e.httpUrl}${flux}`, {
+          headers: {
+            connection: 'Upgrade',
+            upgrade: 'websocket',
+            'sec-websocket-version': '13',
+            'sec-websocket-key': 'dGhlIHNhbXBsZSBub25jZQ==',
+            authorization: 'Token key-a',
+            ...headers,
+          },
+        });
+        req.on('response', (res) => {
+          let body = '';
+          res.on('data', (chunk) => {
+            body += chunk;
+          });
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, body, requestId: res.headers['dg-request-id'] }));
+        });
+        req.on('upgrade', () => reject(new Error('upgraded')));
+        req.on('error', reject);
+        req.end();
+      });
+    const malformed: Record<string, string>[] = [
+      { upgrade: 'h2c' },
+      { 'sec-websocket-version': '8' },
+      { 'sec-websocket-key': 'short' },
+      { 'sec-websocket-protocol': 'token, a/b=' },
+    ];
+    for (const headers of malformed) {
+      const refusal = await upgrade(headers);
+      assert.equal(refusal.status, 400, JSON.stringify(headers));
+      assert.match(JSON.parse(refusal.body).err_msg, /Not a valid WebSocket handshake/);
+      assert.ok(refusal.requestId);
+    }
+    assert.equal(stats(e).open, 0);
+    assert.equal(e.stats().unattributed.rejected['bad-request'], 4);
+    const stream = await openStream(`${e.url}${flux}`, auth);
+    stream.ws.close();
   });
 
   test('answer plain HTTP on the stream paths with 426 and elsewhere with 404', async () => {
@@ -176,8 +221,9 @@ describe('Flux', () => {
     const events = stream.messages.slice(1).map((m) => m.event);
     assert.deepEqual(events, ['StartOfTurn', 'Update', 'Update', 'EndOfTurn']);
     assert.equal(stream.messages.at(-1)?.audio_window_end, 0.64);
-    await waitFor('the slot to be free', () => stats(e).inUse === 0);
-    assert.equal(stats(e).stale, 0);
+    await waitFor('the server to see the end', () => stats(e).open === 0);
+    assert.equal(stats(e).uncleanEnds, 0);
+    assert.equal(stats(e).inUse, 0);
   });
 
   test('ends an idle stream with an Error message and close 1011', async () => {
@@ -195,9 +241,11 @@ describe('Flux', () => {
     const stream = await openStream(`${e.url}${flux}`, auth);
     stream.ws.send(JSON.stringify({ type: 'KeepAlive' }));
     stream.ws.send('not json');
-    const [, unknown, invalid] = await stream.received(3);
+    stream.ws.send('null');
+    const [, unknown, invalid, nothing] = await stream.received(4);
     assert.equal(unknown?.code, 'UNKNOWN_MESSAGE_TYPE');
     assert.equal(invalid?.code, 'INVALID_JSON');
+    assert.equal(nothing?.code, 'INVALID_JSON');
     assert.equal(stream.ws.readyState, stream.ws.OPEN);
     stream.ws.close();
   });
@@ -281,7 +329,7 @@ describe('limits', () => {
   });
 
   test('keeps counting a vanished client for the release delay, a clean close not at all', async () => {
-    const e = await emulator({ maxConcurrentStreams: 1, releaseDelaySeconds: 0.5 });
+    const e = await emulator({ maxConcurrentStreams: 1, releaseDelaySeconds: 2 });
     const clean = await openStream(`${e.url}${flux}`, auth);
     clean.ws.close();
     await clean.closed;
@@ -326,7 +374,7 @@ describe('limits', () => {
     const observed = stats(e);
     assert.equal(observed.peak, 4);
     assert.equal(observed.overLimitMoments, 2);
-    assert.ok(observed.overLimitMs >= 0);
+    assert.ok(observed.overLimitMs > 0);
     assert.equal(observed.sessionRateExceeded, 1);
     assert.deepEqual(observed.rejected, {});
     assert.equal(observed.inUse, 0);
@@ -385,7 +433,10 @@ describe('faults', () => {
   });
 
   test('reset a stream mid-way, leaving a stale slot', async () => {
-    const e = await emulator({}, { faults: [{ match: { tag: 'victim' }, action: { type: 'reset', afterMs: 50 } }] });
+    const e = await emulator(
+      { releaseDelaySeconds: 30 },
+      { faults: [{ match: { tag: 'victim' }, action: { type: 'reset', afterMs: 50 } }] },
+    );
     const bystander = await openStream(`${e.url}${flux}`, auth);
     const victim = await openStream(`${e.url}${flux}&tag=victim`, auth);
     assert.equal((await victim.closed).code, 1006);
@@ -431,6 +482,39 @@ describe('faults', () => {
       }
     }
     assert.ok(hit.length > 0 && hit.length < 20, `${hit.length} of 20 hit`);
+  });
+
+  test('added at run time hit open streams by share and as many times as allowed', async () => {
+    const e = await emulator({ maxConcurrentStreams: 100 });
+    const streams = await Promise.all(Array.from({ length: 10 }, () => openStream(`${e.url}${flux}`, auth)));
+    const response = await fetch(`${e.httpUrl}/faults`, {
+      method: 'POST',
+      body: JSON.stringify({ match: { share: 1 }, action: { type: 'close', code: 4000, reason: 'once' }, times: 2 }),
+    });
+    assert.equal(response.status, 201);
+    await waitFor('two streams to be closed', () => stats(e).open === 8);
+    assert.equal(e.faults.rules.length, 0, 'the rule was used up');
+    for (const stream of streams) stream.ws.close();
+  });
+
+  test('never leave a handshake hanging: a client that leaves during latency is not counted, close() ends the rest', async () => {
+    const e = await emulator({}, { faults: [{ action: { type: 'latency', ms: 60_000 } }] });
+    await assert.rejects(openStream(`${e.url}${flux}`, { ...auth, handshakeTimeoutMs: 100 }), /timed out/i);
+    const pending = openStream(`${e.url}${flux}`, auth);
+    await waitFor('the handshake to arrive', () => e.stats().projects.p !== undefined);
+    await e.close();
+    await assert.rejects(pending);
+    assert.equal(stats(e).accepted, 0);
+    assert.equal(stats(e).open, 0);
+  });
+
+  test('count a stream the emulator closed for a protocol error as a clean end', async () => {
+    const e = await emulator({}, { maxPayloadBytes: 1024 });
+    const stream = await openStream(`${e.url}${flux}`, auth);
+    stream.ws.send(Buffer.alloc(2000));
+    assert.equal((await stream.closed).code, 1009);
+    await waitFor('the server to see the end', () => stats(e).open === 0);
+    assert.equal(stats(e).uncleanEnds, 0);
   });
 
   test('are refused with their problems when malformed', async () => {

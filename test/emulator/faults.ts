@@ -173,19 +173,21 @@ export class FaultBook {
     this.#rules = [];
   }
 
-  /** The actions that hit a new stream, each rule's use counted. */
+  /** The actions that hit a new stream, each rule's use counted. Called once per handshake. */
   select(facts: StreamFacts): FaultAction[] {
-    const hits: FaultAction[] = [];
-    for (const rule of this.#rules) {
-      if (!matches(rule.match, facts)) continue;
-      if (rule.match.share !== undefined && this.#random() >= rule.match.share) continue;
-      hits.push(rule.action);
-      if (rule.remaining !== undefined) {
-        rule.remaining -= 1;
-        if (rule.remaining <= 0) this.remove(rule.id);
-      }
+    return this.#rules.filter((rule) => this.hits(rule, facts)).map((rule) => rule.action);
+  }
+
+  /** Whether `rule` hits this stream: it matches, the share's draw falls in, and it has uses left (one is used). */
+  hits(rule: FaultRule, facts: StreamFacts): boolean {
+    if (!matches(rule.match, facts)) return false;
+    if (rule.remaining !== undefined && rule.remaining <= 0) return false;
+    if (rule.match.share !== undefined && this.#random() >= rule.match.share) return false;
+    if (rule.remaining !== undefined) {
+      rule.remaining -= 1;
+      if (rule.remaining <= 0) this.remove(rule.id);
     }
-    return hits;
+    return true;
   }
 }
 

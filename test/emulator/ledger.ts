@@ -126,11 +126,6 @@ export class ProjectLedger {
     this.#uncleanEnds = 0;
   }
 
-  /** When the next stale slot is released, if any: the server wakes then to keep gauges exact. */
-  nextRelease(): number | undefined {
-    return this.#staleUntil[0];
-  }
-
   #expire(now: number): void {
     while (this.#staleUntil.length > 0 && (this.#staleUntil[0] as number) <= now) {
       // The count fell at the release time, not now: time above the limit ends there.

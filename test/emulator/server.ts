@@ -5,7 +5,7 @@
  * /metrics, /reset, /faults and /streams. It is the referee of "never over the limit".
  */
 import { randomUUID } from 'node:crypto';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse, STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { setTimeout as delay } from 'node:timers/promises';
 import { type RawData, WebSocket, WebSocketServer } from 'ws';
@@ -15,7 +15,6 @@ import {
   FaultBook,
   type FaultRule,
   isHandshakeFault,
-  matches,
   parseFaultRule,
   type StreamFacts,
   type StreamFault,
@@ -25,18 +24,38 @@ import { EmulatorMetrics } from './metrics.js';
 import { SessionLimit } from './session-limit.js';
 import { FluxSession, NovaSession, type StreamSession } from './sessions.js';
 
-const statusText: Record<number, string> = {
-  400: 'Bad Request',
-  401: 'Unauthorized',
-  404: 'Not Found',
-  429: 'Too Many Requests',
-};
-
 /** The Deepgram-shaped body of a refused handshake. */
 const errors = {
   unauthorized: { status: 401, code: 'INVALID_AUTH', message: 'Invalid credentials.' },
   tooMany: { status: 429, code: 'TOO_MANY_REQUESTS', message: 'Too many requests. Please try again later' },
 } as const;
+
+/** Deepgram's err_code for an injected status. */
+function errorCode(status: number): string {
+  const codes: Record<number, string> = {
+    401: 'INVALID_AUTH',
+    402: 'ASR_PAYMENT_REQUIRED',
+    403: 'INSUFFICIENT_PERMISSIONS',
+    429: 'TOO_MANY_REQUESTS',
+  };
+  return codes[status] ?? (status >= 500 ? 'INTERNAL_SERVER_ERROR' : 'Bad Request');
+}
+
+const token = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+
+/** What ws would refuse in an upgrade request, checked first so the refusal is Deepgram-shaped and counted. */
+function handshakeProblem(req: IncomingMessage): string | undefined {
+  if (req.method !== 'GET') return `the method must be GET, not ${req.method}`;
+  if (req.headers.upgrade?.toLowerCase() !== 'websocket') return 'the Upgrade header must be websocket';
+  if (req.headers['sec-websocket-version'] !== '13') return 'Sec-WebSocket-Version must be 13';
+  const key = req.headers['sec-websocket-key'];
+  if (!key || !/^[+/0-9A-Za-z]{22}==$/.test(key)) return 'Sec-WebSocket-Key must be 16 bytes in base64';
+  const protocols = req.headers['sec-websocket-protocol'];
+  if (protocols !== undefined && !protocols.split(',').every((p) => token.test(p.trim()))) {
+    return 'Sec-WebSocket-Protocol must be a list of tokens';
+  }
+  return undefined;
+}
 
 export interface ProjectStats extends LedgerSnapshot {
   id: string;
@@ -68,6 +87,7 @@ interface OpenStream {
   audioBytes: number;
   /** Set by the silence fault: the stream keeps receiving but says nothing more. */
   mute: { silent: boolean };
+  closedByServer: { value: boolean };
   timers: NodeJS.Timeout[];
 }
 
@@ -96,7 +116,7 @@ function refuse(socket: Duplex, status: number, code: string, message: string, r
   if (socket.destroyed) return;
   const body = JSON.stringify({ err_code: code, err_msg: message, request_id: requestId });
   socket.end(
-    `HTTP/1.1 ${status} ${statusText[status] ?? 'Error'}\r\n` +
+    `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Error'}\r\n` +
       'Content-Type: application/json\r\n' +
       `Content-Length: ${Buffer.byteLength(body)}\r\n` +
       `dg-request-id: ${requestId}\r\n` +
@@ -131,6 +151,10 @@ export class Emulator {
   readonly #projects = new Map<string, Project>();
   readonly #projectByKey = new Map<string, Project>();
   readonly #streams = new Map<string, OpenStream>();
+  /** Handshakes in progress and sockets being closed for the session rate: close() ends them too. */
+  readonly #handshaking = new Set<Duplex>();
+  readonly #rateClosed = new Set<WebSocket>();
+  readonly #closing = new AbortController();
   #unattributed: Partial<Record<RejectReason, number>> = {};
   readonly #sweeper: NodeJS.Timeout;
   #port = 0;
@@ -173,7 +197,10 @@ export class Emulator {
     });
     this.#server.on('upgrade', (req, socket, head) => {
       socket.on('error', () => socket.destroy());
-      this.#upgrade(req, socket, head).catch(() => socket.destroy());
+      this.#handshaking.add(socket);
+      this.#upgrade(req, socket, head)
+        .catch(() => socket.destroy())
+        .finally(() => this.#handshaking.delete(socket));
     });
     this.#server.on('clientError', (_error, socket) => {
       if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
@@ -262,13 +289,16 @@ export class Emulator {
     this.faults.add(rule);
     if (isHandshakeFault(rule.action)) return;
     for (const stream of this.#streams.values()) {
-      if (matches(rule.match, stream.facts)) this.#applyStreamFault(stream, rule.action);
+      if (this.faults.hits(rule, stream.facts)) this.#applyStreamFault(stream, rule.action);
     }
   }
 
   /** Stops accepting, ends every stream without a close handshake, and closes the server. */
   async close(): Promise<void> {
     clearInterval(this.#sweeper);
+    this.#closing.abort();
+    for (const socket of this.#handshaking) socket.destroy();
+    for (const ws of this.#rateClosed) ws.terminate();
     for (const stream of this.#streams.values()) stream.socket.terminate();
     this.#wss.close();
     this.#server.closeAllConnections();
@@ -285,6 +315,12 @@ export class Emulator {
     const requestId = randomUUID();
     const url = new URL(req.url ?? '/', 'http://emulator');
     const path = url.pathname;
+    const problem = handshakeProblem(req);
+    if (problem) {
+      this.#reject(undefined, 'bad-request');
+      refuse(socket, 400, 'Bad Request', `Not a valid WebSocket handshake: ${problem}.`, requestId);
+      return;
+    }
     if (path !== '/v1/listen' && path !== '/v2/listen') {
       this.#reject(undefined, 'not-found');
       refuse(socket, 404, 'NOT_FOUND', `No streaming endpoint at ${path}.`, requestId);
@@ -309,7 +345,13 @@ export class Emulator {
 
     const hits = this.faults.select(facts);
     for (const fault of hits) {
-      if (fault.type === 'latency') await delay(fault.ms);
+      if (fault.type === 'latency')
+        await delay(fault.ms, undefined, { signal: this.#closing.signal }).catch(() => undefined);
+    }
+    // A client that left while we waited, or an emulator closing meanwhile, ends the handshake here, uncounted.
+    if (this.#closing.signal.aborted || socket.destroyed || !socket.readable || !socket.writable) {
+      socket.destroy();
+      return;
     }
     if (hits.some((f) => f.type === 'refuse')) {
       this.#reject(project, 'fault-refused');
@@ -319,13 +361,7 @@ export class Emulator {
     const status = hits.find((f) => f.type === 'status');
     if (status) {
       this.#reject(project, 'fault-status');
-      refuse(
-        socket,
-        status.status,
-        'INTERNAL_SERVER_ERROR',
-        'The service failed to start the stream (injected fault).',
-        requestId,
-      );
+      refuse(socket, status.status, errorCode(status.status), 'The stream was refused (injected fault).', requestId);
       return;
     }
 
@@ -346,8 +382,6 @@ export class Emulator {
     }
 
     const now = this.#now();
-    // A client that left while we waited is not counted: ws would drop its upgrade silently.
-    if (socket.destroyed || !socket.readable || !socket.writable) return;
     if (!project.ledger.hasRoom(now)) {
       this.#reject(project, 'concurrency');
       refuse(socket, errors.tooMany.status, errors.tooMany.code, errors.tooMany.message, requestId);
@@ -369,18 +403,36 @@ export class Emulator {
     (req as IncomingMessage & { requestId: string }).requestId = requestId;
     if (closeForRate) {
       this.#reject(project, 'session-rate');
-      this.#wss.handleUpgrade(req, socket, head, (ws) => ws.close(1008, 'Too many concurrent sessions'));
+      this.#wss.handleUpgrade(req, socket, head, (ws) => {
+        this.#rateClosed.add(ws);
+        ws.on('error', () => {});
+        ws.once('close', () => this.#rateClosed.delete(ws));
+        ws.close(1008, 'Too many concurrent sessions');
+      });
       return;
     }
-    project.ledger.opened(now);
-    project.sessions?.record(now);
-    this.metrics.handshake(project.config.id, 'accepted', '');
-    this.#wss.handleUpgrade(req, socket, head, (ws) => this.#open(ws, project, facts, rate.bytesPerSecond, url));
+    const streamFaults = hits.filter((f): f is StreamFault => !isHandshakeFault(f));
+    // Counted only once ws has completed the upgrade, so a handshake it drops is never counted.
+    this.#wss.handleUpgrade(req, socket, head, (ws) => {
+      project.ledger.opened(now);
+      project.sessions?.record(now);
+      this.metrics.handshake(project.config.id, 'accepted', '');
+      this.#open(ws, project, facts, rate.bytesPerSecond, url, streamFaults);
+    });
   }
 
-  #open(ws: WebSocket, project: Project, facts: StreamFacts, bytesPerSecond: number, url: URL): void {
+  #open(
+    ws: WebSocket,
+    project: Project,
+    facts: StreamFacts,
+    bytesPerSecond: number,
+    url: URL,
+    faults: StreamFault[],
+  ): void {
     const now = this.#now();
     const mute = { silent: false };
+    /** Set once the emulator has sent a close frame: it ended the stream itself, so it counts it no more. */
+    const closedByServer = { value: false };
     const io = {
       send: (message: Record<string, unknown>) => {
         if (!mute.silent && ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify(message));
@@ -389,7 +441,10 @@ export class Emulator {
         if (mute.silent) {
           // A silent upstream says nothing, a close frame included: it just drops the connection.
           ws.terminate();
-        } else if (code === undefined) ws.close();
+          return;
+        }
+        closedByServer.value = true;
+        if (code === undefined) ws.close();
         else ws.close(code, reason);
       },
     };
@@ -412,7 +467,7 @@ export class Emulator {
             idleTimeoutMs: this.config.nova.idleTimeoutSeconds * 1000,
             now,
           });
-    const stream: OpenStream = { facts, socket: ws, session, audioBytes: 0, mute, timers: [] };
+    const stream: OpenStream = { facts, socket: ws, session, audioBytes: 0, mute, closedByServer, timers: [] };
     this.#streams.set(facts.requestId, stream);
 
     ws.on('message', (data: RawData, isBinary: boolean) => {
@@ -425,26 +480,30 @@ export class Emulator {
         stream.session.onText(data.toString(), at);
       }
     });
-    ws.on('error', () => ws.terminate());
+    // ws has already answered a protocol error with a close frame (1002, 1007, 1009): the emulator ended it.
+    ws.on('error', () => {
+      closedByServer.value = true;
+    });
     ws.once('close', (code) => {
       for (const timer of stream.timers) clearTimeout(timer);
       this.#streams.delete(facts.requestId);
-      // Without a close handshake (1006) the provider may still count the stream.
-      const clean = code !== 1006;
+      // Without a close frame either way (1006 on our side) the provider may still count the stream.
+      const clean = code !== 1006 || closedByServer.value;
       project.ledger.closed(this.#now(), clean);
       this.metrics.streamEnded(project.config.id, clean);
     });
 
-    for (const fault of this.faults.select(facts).filter((f): f is StreamFault => !isHandshakeFault(f))) {
-      this.#applyStreamFault(stream, fault);
-    }
+    for (const fault of faults) this.#applyStreamFault(stream, fault);
   }
 
   #applyStreamFault(stream: OpenStream, fault: StreamFault): void {
     const act = () => {
       if (fault.type === 'reset') stream.socket.terminate();
       else if (fault.type === 'silence') stream.mute.silent = true;
-      else stream.socket.close(fault.code, fault.reason);
+      else {
+        stream.closedByServer.value = true;
+        stream.socket.close(fault.code, fault.reason);
+      }
     };
     if (fault.afterMs === 0) act();
     else stream.timers.push(setTimeout(act, fault.afterMs));

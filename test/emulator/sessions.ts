@@ -81,7 +81,7 @@ export class FluxSession implements StreamSession {
   }
 
   onAudio(bytes: number, now: number): void {
-    if (this.#closing) return;
+    if (this.#closing || bytes === 0) return; // An empty frame carries no audio: it keeps nothing alive.
     this.#bytes += bytes;
     this.idleAt = now + this.#options.idleTimeoutMs;
     const step = this.#options.updateIntervalSeconds;
@@ -147,7 +147,10 @@ export class FluxSession implements StreamSession {
     try {
       message = JSON.parse(text);
     } catch {
-      this.#send({ type: 'Error', code: 'INVALID_JSON', description: 'A text message was not valid JSON.' });
+      message = undefined as never;
+    }
+    if (typeof message !== 'object' || message === null || Array.isArray(message)) {
+      this.#send({ type: 'Error', code: 'INVALID_JSON', description: 'A text message was not a JSON object.' });
       return;
     }
     switch (message.type) {
@@ -290,7 +293,7 @@ export class NovaSession implements StreamSession {
     if (this.#closing) return;
     let type: unknown;
     try {
-      type = (JSON.parse(text) as { type?: unknown }).type;
+      type = (JSON.parse(text) as { type?: unknown } | null)?.type;
     } catch {
       type = undefined;
     }
