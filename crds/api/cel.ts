@@ -27,23 +27,51 @@ class CelURL {
   }
 }
 
-const urlPattern = /^(?:([A-Za-z][A-Za-z0-9+.-]*):)?(?:\/\/([^/?#]*))?([^?#]*)(?:\?([^#]*))?(?:#.*)?$/;
+const urlPattern = /^(?:([A-Za-z][A-Za-z0-9+.-]*):)?(?:\/\/([^/?]*))?([^?]*)(?:\?(.*))?$/s;
+/** Characters Go accepts in a host, beside letters, digits and bytes above 0x7f. */
+const hostCharacters = /^[A-Za-z0-9\-._~!$&'()*+,;=:[\]<>"%\u0080-\uffff]*$/u;
+const badEscape = /%(?![0-9A-Fa-f]{2})/;
 
-/** Parses like Go's url.ParseRequestURI: an absolute URL or an absolute path. */
+/** Go's parseHost: brackets closed, a port of digits only, valid characters and escapes. */
+function validHost(host: string): boolean {
+  let name = host;
+  if (host.startsWith('[')) {
+    const end = host.indexOf(']');
+    if (end === -1) return false;
+    const rest = host.slice(end + 1);
+    if (rest !== '' && !/^:\d*$/.test(rest)) return false;
+    name = host.slice(1, end);
+  } else {
+    const colon = host.lastIndexOf(':');
+    if (colon !== -1) {
+      if (!/^\d*$/.test(host.slice(colon + 1))) return false;
+      name = host.slice(0, colon);
+    }
+  }
+  return hostCharacters.test(name) && !badEscape.test(name);
+}
+
+/**
+ * Parses as Go's url.ParseRequestURI does: an absolute URL or an absolute path, no
+ * control characters, a valid host and port, valid %-escapes. The fragment is not
+ * split off: a request URI has none.
+ */
 function parseRequestURI(text: string): CelURL | undefined {
-  // Go's parser refuses spaces and control characters anywhere in a URL.
-  if ([...text].some((c) => c.trim() === '' || c.charCodeAt(0) < 0x20 || c.charCodeAt(0) === 0x7f)) return undefined;
+  if ([...text].some((c) => c.charCodeAt(0) < 0x20 || c.charCodeAt(0) === 0x7f)) return undefined;
   const match = urlPattern.exec(text);
   if (!match) return undefined;
   const [, scheme = '', authority, path = ''] = match;
-  if (!scheme && !path.startsWith('/')) return undefined;
+  if (authority === undefined && !path.startsWith('/')) return undefined;
+  if (!scheme && authority !== undefined) return undefined;
+  if (badEscape.test(path)) return undefined;
   const host = authority === undefined ? '' : authority.slice(authority.lastIndexOf('@') + 1);
+  if (!validHost(host)) return undefined;
   return new CelURL(scheme.toLowerCase(), host, path);
 }
 
 function url(text: string): CelURL {
   const parsed = parseRequestURI(text);
-  if (!parsed) throw new Error(`URL parse error during conversion from string: ${text}`);
+  if (!parsed) throw new Error(`URL parse error during conversion from string: ${text}`, { cause: text });
   return parsed;
 }
 

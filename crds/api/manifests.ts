@@ -28,7 +28,8 @@ export function parseStreamBudgets(text: string, source = 'manifest'): StreamBud
   const problems: string[] = [];
   const budgets: StreamBudget[] = [];
   const seen = new Set<string>();
-  parseAllDocuments(text).forEach((document, index) => {
+  // YAML 1.1, as kubectl reads manifests: `yes` is a boolean and 0150 an octal number there too.
+  parseAllDocuments(text, { version: '1.1', merge: true }).forEach((document, index) => {
     const where = `document ${index + 1}`;
     if (document.errors.length > 0) {
       for (const error of document.errors) problems.push(`${where}: ${error.message.split('\n')[0]}`);

@@ -5,6 +5,8 @@ import { describe, test } from 'node:test';
 import { celEnvironment } from './cel.js';
 import { InvalidManifestError, parseStreamBudgets, type StreamBudget, validateResource } from './index.js';
 
+// The validator in file form: the sidecar reads budgets this way when it runs without Kubernetes.
+
 const examples = join(import.meta.dirname, '..', 'examples');
 
 const minimal = `
@@ -49,7 +51,7 @@ describe('validateResource', () => {
       apiVersion: 'sluice.dev/v1alpha1',
       kind: 'StreamBudget',
       metadata: { name: 'x' },
-      spec: { projectId: '', podSelector: { matchLabels: { app: 'a' } }, maxConcurrentStreams: 0, provider: 'openai' },
+      spec: { projectId: '', podSelector: { matchLabels: { app: 'a' } }, maxConcurrentStreams: 0 },
     });
     assert.equal(result.ok, false);
     const messages = result.ok ? [] : result.errors.map((e) => e.message);
@@ -58,20 +60,44 @@ describe('validateResource', () => {
       'spec.maxConcurrentStreams: Invalid value: 0: spec.maxConcurrentStreams in body should be greater than or equal to 1',
       'spec.projectId: Invalid value: "": spec.projectId in body should be at least 1 chars long',
       `spec.projectId: Invalid value: "": spec.projectId in body should match '^[A-Za-z0-9][A-Za-z0-9._-]*$'`,
-      'spec.provider: Unsupported value: "openai": supported values: "deepgram"',
     ]);
   });
 
-  test('skips CEL rules when a value has the wrong type, like the API server', () => {
+  test('drops null fields, or defaults them, as the API server does', () => {
+    const [budget] = parseStreamBudgets(`${minimal}  allocation:
+  apiKeySecretRef: null
+`);
+    assert.equal(budget?.spec.allocation.minPerPod, 1);
+    assert.equal('apiKeySecretRef' in (budget?.spec ?? {}), false);
+  });
+
+  test('ignores status on create, as the API server does with a status subresource', () => {
+    const result = validateResource<Record<string, unknown>>({
+      ...parseStreamBudgets(minimal)[0],
+      status: { inUse: 1.5 },
+    });
+    assert.ok(result.ok);
+    assert.equal('status' in result.value, false);
+  });
+
+  test('reads white space in patterns as RE2 does: ASCII only', () => {
+    const result = validateResource({
+      ...parseStreamBudgets(minimal)[0],
+      spec: { ...parseStreamBudgets(minimal)[0]?.spec, match: { paths: ['/v2/listen\u00a0'] } },
+    });
+    assert.ok(result.ok, 'a no-break space is not \\s in RE2');
+  });
+
+  test('skips CEL rules after a blocking error, like the API server', () => {
     const result = validateResource({
       apiVersion: 'sluice.dev/v1alpha1',
       kind: 'StreamBudget',
       metadata: { name: 'x' },
-      spec: { projectId: 'p', podSelector: {}, maxConcurrentStreams: 'many' },
+      spec: { projectId: 'p', podSelector: {}, maxConcurrentStreams: 'many', provider: 'openai' },
     });
     assert.equal(result.ok, false);
     const fields = result.ok ? [] : result.errors.map((e) => e.field);
-    assert.deepEqual(fields, ['spec.maxConcurrentStreams', '<nil>']);
+    assert.deepEqual(fields, ['spec.maxConcurrentStreams', 'spec.provider', '<nil>']);
   });
 
   test('runs transition rules only when given the stored object', () => {
@@ -114,6 +140,14 @@ describe('the CEL URL functions', () => {
       ['api.deepgram.com', false],
       ['wss://api deepgram.com', false],
       ['', false],
+      // Checked against Go's url.ParseRequestURI.
+      ['ws://foo:bar', false],
+      ['ws://a{b', false],
+      ['ws://[::1', false],
+      ['ws://a%zz/', false],
+      ['wss://h/a b', true],
+      ['ws:opaque', false],
+      ['wss://[::1]:8443/v1', true],
     ] as const) {
       assert.equal(celEnvironment.evaluate('isURL(self)', { self: text }), expected, text);
     }

@@ -67,9 +67,13 @@ function child(path: string, key: string): string {
   return path ? `${path}.${key}` : key;
 }
 
-/** Fills in schema defaults, recursively, on a copy; the API server does this before validating. */
+/**
+ * Fills in schema defaults, recursively, on a copy; the API server does this before
+ * validating. As there, a null field (none of ours is nullable) is dropped, or replaced
+ * by its default when it has one.
+ */
 export function applyDefaults(schema: JSONSchema, value: Json | undefined): Json | undefined {
-  if (value === undefined) {
+  if (value === undefined || value === null) {
     if (schema.default === undefined) return undefined;
     value = structuredClone(schema.default) as Json;
   }
@@ -77,7 +81,8 @@ export function applyDefaults(schema: JSONSchema, value: Json | undefined): Json
     const out: Record<string, Json> = { ...value };
     for (const [key, prop] of Object.entries(schema.properties ?? {})) {
       const next = applyDefaults(prop, out[key]);
-      if (next !== undefined) out[key] = next;
+      if (next === undefined) delete out[key];
+      else out[key] = next;
     }
     if (typeof schema.additionalProperties === 'object') {
       for (const key of Object.keys(out)) {
@@ -118,6 +123,51 @@ interface PendingRule {
   oldValue: Json | undefined;
 }
 
+/**
+ * Compiles a schema pattern as Go's RE2 reads it. The one difference that matters here:
+ * RE2's \\s is ASCII white space only, JavaScript's (with the u flag) Unicode's too.
+ */
+function re2(pattern: string): RegExp {
+  let out = '';
+  let inClass = false;
+  for (let i = 0; i < pattern.length; i++) {
+    const c = pattern[i] as string;
+    if (c === '\\') {
+      const next = pattern[i + 1] ?? '';
+      i += 1;
+      if (next === 's') out += inClass ? '\\t\\n\\f\\r ' : '[\\t\\n\\f\\r ]';
+      else if (next === 'S') out += inClass ? '\\S' : '[^\\t\\n\\f\\r ]';
+      else out += c + next;
+      continue;
+    }
+    if (c === '[') inClass = true;
+    else if (c === ']') inClass = false;
+    out += c;
+  }
+  return new RegExp(out, 'u');
+}
+
+const patterns = new Map<string, RegExp>();
+
+function compiled(pattern: string): RegExp {
+  let regExp = patterns.get(pattern);
+  if (!regExp) {
+    regExp = re2(pattern);
+    patterns.set(pattern, regExp);
+  }
+  return regExp;
+}
+
+/** Errors after which the API server does not run CEL rules at all. */
+const blocking = new Set<FieldErrorType>([
+  'FieldValueNotSupported',
+  'FieldValueRequired',
+  'FieldValueTooLong',
+  'FieldValueTooMany',
+  'FieldValueTypeInvalid',
+  'FieldValueUnknown',
+]);
+
 class SchemaValidator {
   readonly errors: FieldError[] = [];
   readonly #rules: PendingRule[] = [];
@@ -145,9 +195,9 @@ class SchemaValidator {
       this.#rules.push({ schema, rule, value, path, oldValue });
   }
 
-  /** Runs the CEL rules found by `validate`, unless a value had the wrong type: like the API server. */
+  /** Runs the CEL rules found by `validate`, unless an error blocks them: like the API server. */
   checkRules(): void {
-    if (this.errors.some((error) => error.type === 'FieldValueTypeInvalid')) {
+    if (this.errors.some((error) => blocking.has(error.type))) {
       this.#add(
         '<nil>',
         'FieldValueInvalid',
@@ -194,7 +244,7 @@ class SchemaValidator {
     if (schema.maxLength !== undefined && length > schema.maxLength) {
       this.#add(path, 'FieldValueTooLong', `Too long: may not be more than ${schema.maxLength} bytes`);
     }
-    if (schema.pattern !== undefined && !new RegExp(schema.pattern, 'u').test(value)) {
+    if (schema.pattern !== undefined && !compiled(schema.pattern).test(value)) {
       this.#invalid(path, value, `${path} in body should match '${schema.pattern}'`);
     }
     if (schema.format === 'date-time' && !rfc3339.test(value)) {
@@ -264,7 +314,8 @@ class SchemaValidator {
         oldSelf: oldValue === undefined ? null : toCel(schema, oldValue),
       });
     } catch (cause) {
-      this.#invalid(field, typeName(value), `${(cause as Error).message} evaluating rule: ${rule.rule}`);
+      // An evaluation error is reported where the rule sits, not at its fieldPath.
+      this.#invalid(path, typeName(value), `${(cause as Error).message} evaluating rule: ${rule.rule}`);
       return;
     }
     if (passed === true) return;
@@ -311,12 +362,28 @@ class SchemaValidator {
     }
     const name = metadata.name;
     if (typeof name !== 'string' || name === '') {
-      this.#add('metadata.name', 'FieldValueRequired', 'Required value: name or generateName is required');
+      if (typeof metadata.generateName !== 'string' || metadata.generateName === '') {
+        this.#add('metadata.name', 'FieldValueRequired', 'Required value: name or generateName is required');
+      }
     } else if (name.length > 253 || !dns1123Subdomain.test(name)) {
       this.#invalid(
         'metadata.name',
         name,
         "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character",
+      );
+    }
+    for (const key of ['labels', 'annotations'] as const) {
+      const map = metadata[key];
+      if (map !== undefined && (!isObject(map) || !Object.values(map).every((v) => typeof v === 'string'))) {
+        this.#add(`metadata.${key}`, 'FieldValueTypeInvalid', `Invalid value: ${show(map)}: must be a map of strings`);
+      }
+    }
+    const finalizers = metadata.finalizers;
+    if (finalizers !== undefined && (!Array.isArray(finalizers) || !finalizers.every((f) => typeof f === 'string'))) {
+      this.#add(
+        'metadata.finalizers',
+        'FieldValueTypeInvalid',
+        `Invalid value: ${show(finalizers)}: must be a list of strings`,
       );
     }
     const namespace = metadata.namespace;
@@ -336,7 +403,8 @@ class SchemaValidator {
 /**
  * Validates one object of a sluice kind as the API server would on create (or on
  * update, given the stored object as `oldObject`, so transition rules run too).
- * On success the value has every default filled in.
+ * On success the value has every default filled in. Both kinds have a status
+ * subresource, so a create ignores status, as the API server does.
  */
 export function validateResource<T>(object: unknown, oldObject?: unknown): ValidationResult<T> {
   const validator = new SchemaValidator();
@@ -362,7 +430,8 @@ export function validateResource<T>(object: unknown, oldObject?: unknown): Valid
   }
   const { apiVersion, schema } = apiResources[kind];
   validator.checkEnvelope(kind, apiVersion, object);
-  const defaulted = applyDefaults(schema, object) as Record<string, Json>;
+  const { status: _ignoredOnCreate, ...withoutStatus } = object;
+  const defaulted = applyDefaults(schema, oldObject === undefined ? withoutStatus : object) as Record<string, Json>;
   const oldDefaulted = isObject(oldObject) ? (applyDefaults(schema, oldObject as Json) as Json) : undefined;
   const { metadata: _metadata, ...rest } = defaulted;
   const { metadata: _oldMetadata, ...oldRest } = isObject(oldDefaulted) ? oldDefaulted : {};

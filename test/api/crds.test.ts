@@ -197,8 +197,9 @@ describe('invalid manifests', () => {
         `the API server's message names ${invalid.field}: ${refused.message}`,
       );
 
-      const old =
-        invalid.operation === 'update' ? (invalid.kind === 'StreamLease' ? completeLease(name) : undefined) : undefined;
+      // Writes to a stored object (status, update) are checked against it, as the API server checks them.
+      const base = invalid.kind === 'StreamLease' ? completeLease(name) : completeBudget(name);
+      const old = invalid.operation === 'create' ? undefined : base;
       const verdict = validateResource({ ...manifest, metadata: { ...metadata } }, old);
       assert.equal(verdict.ok, false, 'the file validator accepted it');
       if (!verdict.ok) {
@@ -207,6 +208,90 @@ describe('invalid manifests', () => {
       }
     });
   }
+
+  test('edge cases get the same verdict from both', async () => {
+    const budget = (
+      name: string,
+      change: (spec: Record<string, unknown>) => void,
+      extra: Record<string, unknown> = {},
+    ) => {
+      const manifest = { ...completeBudget(name), ...extra };
+      change(manifest.spec as Record<string, unknown>);
+      return manifest;
+    };
+    const cases: [string, Record<string, unknown>][] = [
+      [
+        'a null optional field',
+        budget('edge-null', (spec) => {
+          spec.apiKeySecretRef = null;
+        }),
+      ],
+      [
+        'a null defaulted field',
+        budget('edge-null-default', (spec) => {
+          spec.allocation = null;
+        }),
+      ],
+      ['an invalid status on create', budget('edge-status', () => {}, { status: { inUse: 1.5 } })],
+      [
+        'a no-break space in a path',
+        budget('edge-nbsp', (spec) => {
+          spec.match = { paths: ['/v2/listen\u00a0'] };
+        }),
+      ],
+      [
+        'a space in the upstream path',
+        budget('edge-space', (spec) => {
+          spec.upstream = 'wss://h/a b';
+        }),
+      ],
+      [
+        'a port that is not a number',
+        budget('edge-port', (spec) => {
+          spec.upstream = 'ws://foo:bar';
+        }),
+      ],
+      [
+        'a brace in the host',
+        budget('edge-brace', (spec) => {
+          spec.upstream = 'ws://a{b';
+        }),
+      ],
+      [
+        'an IPv6 host with a port',
+        budget('edge-ipv6', (spec) => {
+          spec.upstream = 'wss://[::1]:8443';
+        }),
+      ],
+      ['generateName instead of name', { ...completeBudget(''), metadata: { generateName: 'edge-' } }],
+      [
+        'a label that is not a string',
+        { ...completeBudget('edge-label'), metadata: { name: 'edge-label', labels: { a: 1 } } },
+      ],
+      [
+        'a missing limit',
+        budget('edge-missing', (spec) => {
+          delete spec.maxConcurrentStreams;
+        }),
+      ],
+    ];
+    for (const [what, manifest] of cases) {
+      const refused = await refusal(() =>
+        objects.createNamespacedCustomObject({
+          ...resource('StreamBudget'),
+          body: manifest,
+          dryRun: 'All',
+          fieldValidation: 'Strict',
+        }),
+      );
+      const verdict = validateResource(manifest);
+      assert.equal(
+        verdict.ok,
+        refused === undefined,
+        `${what}: the API server ${refused ? `refused it (${refused.message})` : 'accepted it'}, the file validator ${verdict.ok ? 'accepted it' : `refused it (${verdict.errors.map((e) => e.message).join('; ')})`}`,
+      );
+    }
+  });
 
   test('valid manifests are accepted by both', async () => {
     const valid = [completeBudget('valid-budget'), completeLease('valid-lease')];
