@@ -275,6 +275,14 @@ function handWritten(): InvalidCase[] {
       source: 'shape',
     },
     // Transition rules: a lease never changes hands.
+    {
+      name: 'lease epoch decreased',
+      kind: 'StreamLease',
+      operation: 'update',
+      manifest: setAt(lease, ['spec', 'epoch'], 2),
+      field: 'spec.epoch',
+      source: 'rule',
+    },
     ...(['budgetName', 'podName', 'podUID'] as const).map(
       (key): InvalidCase => ({
         name: `lease ${key} changed`,
