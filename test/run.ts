@@ -35,11 +35,17 @@ console.log(`Control plane ready at ${plane.server} in ${Date.now() - started} m
 
 let exitCode = 1;
 try {
-  const child = spawn(process.execPath, ['--import', 'tsx', '--test', '--test-reporter=spec', ...files], {
-    cwd: repoRoot,
-    stdio: 'inherit',
-    env: { ...process.env, [sharedKubeconfigVariable]: plane.kubeconfigPath },
-  });
+  // A test that hangs fails after five minutes instead of holding the run until CI gives up.
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', '--test', '--test-reporter=spec', '--test-timeout=300000', ...files],
+    {
+      cwd: repoRoot,
+      stdio: 'inherit',
+      env: { ...process.env, [sharedKubeconfigVariable]: plane.kubeconfigPath },
+    },
+  );
+  child.on('error', (error) => console.error(`Could not run the tests: ${error.message}`));
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     process.on(signal, () => {
       child.kill(signal);

@@ -7,11 +7,22 @@ cd "$(dirname "$0")/.."
 need() { # need COMMAND HINT
   command -v "$1" >/dev/null 2>&1 || { echo "setup: $1 is required: $2" >&2; exit 1; }
 }
+
+# Debian packages the scripts rely on, installed when missing and allowed to (root).
+missing=()
+command -v python3 >/dev/null 2>&1 || missing+=(python3)
+command -v taskset >/dev/null 2>&1 || missing+=(util-linux)
+if (( ${#missing[@]} > 0 )); then
+  if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  else
+    echo "setup: please install ${missing[*]}" >&2
+    exit 1
+  fi
+fi
+
 need node "install Node.js 20.19 or newer"
 need npm "it ships with Node.js"
-need go "install Go 1.24 or newer (the control plane is built from source)"
-need python3 "used to unpack the kubectl/helm layer"
-
 node -e 'const [a,b]=process.versions.node.split(".").map(Number); if (a<20||(a===20&&b<19)) { console.error("setup: Node.js >= 20.19 is required, found "+process.versions.node); process.exit(1) }'
 
 # Node packages, reinstalled only when the lock file changed.
@@ -19,7 +30,7 @@ if [[ ! -f node_modules/.package-lock.json || package-lock.json -nt node_modules
   npm ci --no-audit --no-fund
 fi
 
-# kube-apiserver, kube-controller-manager, etcd, kubectl, helm into .cache/bin.
+# kube-apiserver, kube-controller-manager, etcd (built with Go), kubectl and helm, into .cache/bin.
 bash test/cluster/build-binaries.sh
 
 npm run --silent build

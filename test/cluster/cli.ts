@@ -37,29 +37,32 @@ if (existsSync(kubeconfig) && !readFileSync(kubeconfig, 'utf8').includes('sluice
   process.exit(2);
 }
 
-const started = Date.now();
-const plane = await ControlPlane.start({ crds: crdManifests });
-mkdirSync(dirname(kubeconfig), { recursive: true });
-writeFileSync(kubeconfig, readFileSync(plane.kubeconfigPath), { mode: 0o600 });
-
+let plane: ControlPlane | undefined;
 let stopping = false;
-async function stop(): Promise<void> {
-  if (stopping) return;
-  stopping = true;
-  console.log('\nStopping the control plane...');
-  await plane.stop();
-  rmSync(kubeconfig, { force: true });
-  console.log('Stopped; nothing left behind.');
-  process.exit(0);
+async function stop(code = 0): Promise<never> {
+  if (!stopping) {
+    stopping = true;
+    console.log('\nStopping the control plane...');
+    await plane?.stop();
+    rmSync(kubeconfig, { force: true });
+    console.log('Stopped; nothing left behind.');
+  }
+  process.exit(code);
 }
+// Registered before the start, so Ctrl-C during it still cleans up.
 process.on('SIGINT', () => void stop());
 process.on('SIGTERM', () => void stop());
 
-const { serverVersion } = JSON.parse((await plane.kubectl(['version', '-o', 'json'])).stdout) as {
-  serverVersion: { gitVersion: string };
-};
-console.log(`Control plane ready at ${plane.server} in ${((Date.now() - started) / 1000).toFixed(1)} s
-(Kubernetes ${serverVersion.gitVersion}; logs in ${plane.dir}).
+try {
+  const started = Date.now();
+  plane = await ControlPlane.start({ crds: crdManifests });
+  if (stopping) await stop();
+  mkdirSync(dirname(kubeconfig), { recursive: true });
+  writeFileSync(kubeconfig, readFileSync(plane.kubeconfigPath), { mode: 0o600 });
+  const version = await plane.kubectl(['version', '-o', 'json']);
+  const server = (JSON.parse(version.stdout || '{}') as { serverVersion?: { gitVersion?: string } }).serverVersion;
+  console.log(`Control plane ready at ${plane.server} in ${((Date.now() - started) / 1000).toFixed(1)} s
+(Kubernetes ${server?.gitVersion ?? 'unknown'}; logs in ${plane.dir}).
 
 Use it from another shell:
   export KUBECONFIG=${kubeconfig}
@@ -70,3 +73,7 @@ Use it from another shell:
   helm list -A
 
 Press Ctrl-C to stop it.`);
+} catch (error) {
+  console.error(`The control plane failed: ${(error as Error).message}`);
+  await stop(1);
+}

@@ -23,7 +23,7 @@ import {
 import { streamLeaseResource } from '../../crds/api/index.js';
 import { startScript } from '../support/script.js';
 import { processExists, waitFor } from '../support/wait.js';
-import { ControlPlane, freePorts } from './control-plane.js';
+import { ControlPlane } from './control-plane.js';
 import { CertificateAuthority } from './pki.js';
 import { repoRoot } from './process.js';
 import { type TestCluster, testCluster, testNamespace } from './test-cluster.js';
@@ -185,9 +185,9 @@ describe('the control plane', () => {
         );
       });
     });
-    const [port] = await freePorts(1);
-    server.listen(port, '127.0.0.1');
+    server.listen(0, '127.0.0.1');
     await once(server, 'listening');
+    const { port } = server.address() as { port: number };
     const admission = cluster.kubeConfig().makeApiClient(AdmissionregistrationV1Api);
     const name = `${namespace}.sluice.dev`;
     try {
@@ -235,9 +235,12 @@ describe('the harness', () => {
     try {
       const plane = await ControlPlane.start({ tmpRoot: root });
       const { pids, dir } = plane;
-      assert.equal(pids.length, 3);
-      assert.ok(existsSync(dir));
-      await plane.stop();
+      try {
+        assert.equal(pids.length, 3);
+        assert.ok(existsSync(dir));
+      } finally {
+        await plane.stop();
+      }
       assert.deepEqual(pids.filter(processExists), []);
       assert.deepEqual(readdirSync(root), []);
     } finally {
@@ -245,10 +248,11 @@ describe('the harness', () => {
     }
   });
 
-  test('cleans up after an owner killed with SIGKILL', async () => {
+  test('cleans up after an owner killed with SIGKILL', async (t) => {
     const root = mkdtempSync(join(tmpdir(), 'sluice-harness-'));
     try {
       const owner = startScript('test/cluster/fixtures/hold-control-plane.ts', [root]);
+      t.after(() => owner.stop());
       const started = await waitFor(
         'the owner to start its control plane',
         () => /^\{.*\}$/m.exec(owner.output())?.[0],

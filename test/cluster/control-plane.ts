@@ -205,7 +205,9 @@ export class ControlPlane {
       logFile: join(this.dir, 'etcd.log'),
     });
     await this.#waitFor(this.#etcd, 20_000, async () => {
-      const res = await fetch(`http://127.0.0.1:${etcdClient}/health`).catch(() => undefined);
+      const res = await fetch(`http://127.0.0.1:${etcdClient}/health`, { signal: AbortSignal.timeout(2000) }).catch(
+        () => undefined,
+      );
       return res?.ok === true;
     });
   }
@@ -357,13 +359,13 @@ export class ControlPlane {
   }
 }
 
-/** Runs kubectl or helm from .cache/bin; never throws on a non-zero exit. */
+/** Runs kubectl or helm from .cache/bin; never throws on a non-zero exit, and gives up after two minutes. */
 export async function runTool(
   tool: 'kubectl' | 'helm',
   args: string[],
   input?: string,
 ): Promise<{ code: number; stdout: string; stderr: string }> {
-  const child = run(join(binDir, tool), args, { maxBuffer: 64 * 1024 * 1024 });
+  const child = run(join(binDir, tool), args, { maxBuffer: 64 * 1024 * 1024, timeout: 120_000, killSignal: 'SIGKILL' });
   if (input !== undefined) {
     child.child.stdin?.end(input);
   }

@@ -33,6 +33,16 @@ function reaperInput(): Writable {
   return reaper.stdin;
 }
 
+/** Asks the reaper to stop the process group of `pid` should this process die first. */
+export function reapProcessGroupOnExit(pid: number): void {
+  reaperInput().write(`track ${pid}\n`);
+}
+
+/** Tells the reaper the process group of `pid` is gone. */
+export function forgetProcessGroup(pid: number): void {
+  reaperInput().write(`untrack ${pid}\n`);
+}
+
 /** Asks the reaper to remove `dir` should this process die before it does. */
 export function reapDirectoryOnExit(dir: string): void {
   reaperInput().write(`dir ${dir}\n`);
@@ -82,10 +92,10 @@ export class ManagedProcess {
       this.#child.once('exit', (code, signal) => resolve({ code, signal }));
     }).then((exit) => {
       this.#exit = exit as typeof this.exit;
-      if (pid !== undefined) reaperInput().write(`untrack ${pid}\n`);
+      if (pid !== undefined) forgetProcessGroup(pid);
       return exit as { code: number | null; signal: NodeJS.Signals | null };
     });
-    if (pid !== undefined) reaperInput().write(`track ${pid}\n`);
+    if (pid !== undefined) reapProcessGroupOnExit(pid);
   }
 
   get pid(): number | undefined {

@@ -35,7 +35,16 @@ async function reap(): Promise<void> {
   const deadline = Date.now() + 5000;
   while ([...groups].some(alive) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
   for (const pid of groups) signal(pid, 'SIGKILL');
-  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
+  // Remove the directories only once nothing can write into them any more.
+  const killDeadline = Date.now() + 5000;
+  while ([...groups].some(alive) && Date.now() < killDeadline) await new Promise((r) => setTimeout(r, 50));
+  for (const dir of dirs) {
+    try {
+      rmSync(dir, { recursive: true, force: true, maxRetries: 3 });
+    } catch {
+      // Nothing more a reaper can do; the next directory may still go.
+    }
+  }
   process.exit(0);
 }
 

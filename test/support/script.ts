@@ -3,27 +3,56 @@
  * scripts do, collecting everything it prints.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { join } from 'node:path';
-import { repoRoot } from '../cluster/process.js';
+import { forgetProcessGroup, reapProcessGroupOnExit, repoRoot } from '../cluster/process.js';
 
 export interface Script {
   child: ChildProcess;
   /** stdout and stderr so far, interleaved. */
   output(): string;
+  /** Resolves with the exit code (or signal) once it has exited. */
+  exited: Promise<number | NodeJS.Signals>;
+  /** Stops it if it still runs (SIGTERM, then SIGKILL), for `finally` blocks. */
+  stop(): Promise<void>;
 }
 
-/** Starts `node --import tsx <path relative to the repository> ...args`. */
+/**
+ * Starts `node --import tsx <path relative to the repository> ...args` in a process group
+ * of its own, known to the reaper: even a test that fails or dies leaves nothing running.
+ */
 export function startScript(path: string, args: string[] = [], env: NodeJS.ProcessEnv = process.env): Script {
   const child = spawn(process.execPath, ['--import', 'tsx', join(repoRoot, path), ...args], {
     cwd: repoRoot,
     env,
+    detached: true,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
+  const pid = child.pid;
+  if (pid !== undefined) reapProcessGroupOnExit(pid);
   let output = '';
   const collect = (chunk: Buffer) => {
     output += chunk;
   };
   child.stdout?.on('data', collect);
   child.stderr?.on('data', collect);
-  return { child, output: () => output };
+  const exited = once(child, 'exit').then(([code, signal]) => {
+    if (pid !== undefined) forgetProcessGroup(pid);
+    return (code ?? signal) as number | NodeJS.Signals;
+  });
+  const stop = async () => {
+    if (child.exitCode !== null || child.signalCode !== null || pid === undefined) return;
+    const signal = (name: NodeJS.Signals) => {
+      try {
+        process.kill(-pid, name);
+      } catch {
+        // Gone already.
+      }
+    };
+    signal('SIGTERM');
+    const timer = setTimeout(() => signal('SIGKILL'), 10_000);
+    await exited;
+    clearTimeout(timer);
+  };
+  return { child, output: () => output, exited, stop };
 }
