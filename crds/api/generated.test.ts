@@ -1,3 +1,6 @@
+/**
+ * The API module is generated from the CRD YAML; this keeps the two from drifting apart.
+ */
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { test } from 'node:test';

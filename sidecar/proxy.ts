@@ -1,0 +1,489 @@
+/**
+ * The proxy port: takes an application's WebSocket handshake, finds the budgets that
+ * cover the stream, admits it (or queues, or refuses with a Deepgram-shaped 429), dials
+ * the upstream with the client's own handshake (key, subprotocols, query untouched; no
+ * compression; the API key injected when configured), relays the upstream's answer,
+ * and hands both sockets to a Relay. The slot is taken before the dial and released
+ * exactly once, when the upstream socket closes.
+ */
+import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { createServer, type IncomingHttpHeaders, type IncomingMessage, request, type Server } from 'node:http';
+import { request as httpsRequest } from 'node:https';
+import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import type { Logger } from 'pino';
+import { type Admission, AdmissionRejected, type StreamSlot } from './admission.js';
+import { budgetsFor, type EnforcedBudget, keyFileFor, timingsFor } from './budgets.js';
+import type { SidecarConfig } from './config.js';
+import { type SidecarErrorCode, sidecarErrors } from './errors.js';
+import type { SidecarMetrics } from './metrics.js';
+import { type ReapReason, Relay } from './relay.js';
+
+/** Hop-by-hop and handshake headers the proxy sets itself rather than copying. */
+const notForwarded = new Set([
+  'host',
+  'connection',
+  'upgrade',
+  'keep-alive',
+  'proxy-connection',
+  'transfer-encoding',
+  'te',
+  'trailer',
+  'content-length',
+  'sec-websocket-extensions',
+]);
+
+const rejectionCodes = {
+  concurrency: 'SLUICE_E_CONCURRENCY',
+  'session-rate': 'SLUICE_E_SESSION_RATE',
+  'no-grant': 'SLUICE_E_NO_GRANT',
+} as const satisfies Record<string, SidecarErrorCode>;
+
+/** One open stream, as /streams shows it: never a header, a key or the query. */
+export interface StreamInfo {
+  id: string;
+  budgets: string[];
+  path: string;
+  model: string | undefined;
+  upstreamRequestId: string | undefined;
+  openSeconds: number;
+  bytesFromClient: number;
+  bytesFromUpstream: number;
+}
+
+interface OpenStream {
+  info: Omit<StreamInfo, 'openSeconds' | 'bytesFromClient' | 'bytesFromUpstream'>;
+  relay: Relay;
+}
+
+export interface ProxyOptions {
+  config: SidecarConfig;
+  budgets: () => readonly EnforcedBudget[];
+  admission: Admission;
+  metrics: SidecarMetrics;
+  log: Logger;
+}
+
+/** Writes a short HTTP answer with a JSON body on a raw socket and closes it. */
+function answer(socket: Duplex, status: number, body: unknown, headers: Record<string, string | number> = {}): void {
+  if (socket.destroyed || !socket.writable) {
+    socket.destroy();
+    return;
+  }
+  const text = JSON.stringify(body);
+  const lines = [
+    `HTTP/1.1 ${status} ${statusText(status)}`,
+    'Content-Type: application/json',
+    `Content-Length: ${Buffer.byteLength(text)}`,
+    'Connection: close',
+    ...Object.entries(headers).map(([name, value]) => `${name}: ${value}`),
+  ];
+  socket.end(`${lines.join('\r\n')}\r\n\r\n${text}`);
+  // A peer that never reads must not keep the socket.
+  setTimeout(() => socket.destroy(), 5000).unref();
+}
+
+function statusText(status: number): string {
+  const texts: Record<number, string> = {
+    400: 'Bad Request',
+    403: 'Forbidden',
+    404: 'Not Found',
+    408: 'Request Timeout',
+    426: 'Upgrade Required',
+    429: 'Too Many Requests',
+    500: 'Internal Server Error',
+    502: 'Bad Gateway',
+    503: 'Service Unavailable',
+    504: 'Gateway Timeout',
+  };
+  return texts[status] ?? 'Error';
+}
+
+/** What is wrong with an upgrade request, if anything (RFC 6455 section 4.2.1). */
+function handshakeProblem(req: IncomingMessage): string | undefined {
+  if (req.method !== 'GET') return `the method must be GET, not ${req.method}`;
+  if (req.headers.upgrade?.toLowerCase() !== 'websocket') return 'the Upgrade header must be websocket';
+  if (!/\bupgrade\b/i.test(req.headers.connection ?? '')) return 'the Connection header must include Upgrade';
+  if (req.headers['sec-websocket-version'] !== '13') return 'Sec-WebSocket-Version must be 13';
+  const key = req.headers['sec-websocket-key'];
+  if (!key || !/^[+/0-9A-Za-z]{22}==$/.test(key)) return 'Sec-WebSocket-Key must be 16 bytes in base64';
+  return undefined;
+}
+
+export class StreamProxy {
+  readonly server: Server;
+  readonly #options: ProxyOptions;
+  readonly #streams = new Map<string, OpenStream>();
+  readonly #sweeper: NodeJS.Timeout;
+  #draining = false;
+
+  constructor(options: ProxyOptions) {
+    this.#options = options;
+    const { config } = options;
+    this.server = createServer((_req, res) => {
+      // Plain HTTP on the proxy port: not a stream.
+      this.#count('SLUICE_E_NOT_WEBSOCKET');
+      const spec = sidecarErrors.SLUICE_E_NOT_WEBSOCKET;
+      const body = JSON.stringify({ err_code: spec.errCode, err_msg: spec.message, code: 'SLUICE_E_NOT_WEBSOCKET' });
+      res.writeHead(spec.status, { 'content-type': 'application/json', upgrade: 'websocket', connection: 'close' });
+      res.end(body);
+    });
+    // Slow or half-sent handshakes get a 408 (Node's) instead of holding a socket.
+    this.server.headersTimeout = config.clientHandshakeTimeoutMs;
+    this.server.requestTimeout = config.clientHandshakeTimeoutMs;
+    this.server.on('upgrade', (req, socket, head) => {
+      socket.on('error', () => socket.destroy());
+      this.#upgrade(req, socket as Socket, head).catch((error: Error) => {
+        options.log.error({ err: error.message }, 'Failed a handshake');
+        answer(socket, 500, { err_code: 'INTERNAL_SERVER_ERROR', err_msg: 'The sidecar failed the handshake' });
+      });
+    });
+    this.server.on('clientError', (error: NodeJS.ErrnoException, socket) => {
+      const timeout = error.code === 'ERR_HTTP_REQUEST_TIMEOUT';
+      const code: SidecarErrorCode = timeout ? 'SLUICE_E_HANDSHAKE_TIMEOUT' : 'SLUICE_E_BAD_HANDSHAKE';
+      this.#count(code);
+      const spec = sidecarErrors[code];
+      answer(socket, spec.status, { err_code: spec.errCode, err_msg: spec.message, code });
+    });
+    this.#sweeper = setInterval(() => {
+      const now = performance.now();
+      for (const stream of this.#streams.values()) stream.relay.tick(now);
+    }, 200);
+    this.#sweeper.unref();
+  }
+
+  listen(host: string, port: number): Promise<number> {
+    return new Promise((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(port, host, () => resolve((this.server.address() as { port: number }).port));
+    });
+  }
+
+  get openStreams(): number {
+    return this.#streams.size;
+  }
+
+  streams(): StreamInfo[] {
+    const now = performance.now();
+    return [...this.#streams.values()].map(({ info, relay }) => ({
+      ...info,
+      openSeconds: Math.round((now - relay.startedAt) / 100) / 10,
+      bytesFromClient: relay.bytesFromClient,
+      bytesFromUpstream: relay.bytesFromUpstream,
+    }));
+  }
+
+  /** Stops admitting: queued and new handshakes get 503. Open streams go on. */
+  drain(): void {
+    this.#draining = true;
+    this.#options.admission.close(new Error('shutting down'));
+  }
+
+  /** Ends every open stream with CloseStream and close 1012, and resolves when all have ended or `timeoutMs` passed. */
+  async endAll(reason: ReapReason, timeoutMs: number): Promise<void> {
+    for (const stream of this.#streams.values()) stream.relay.reap(reason);
+    await this.whenIdle(timeoutMs);
+    for (const stream of this.#streams.values()) stream.relay.destroy();
+  }
+
+  /** Resolves when no stream is open, or after `timeoutMs`. */
+  async whenIdle(timeoutMs: number): Promise<void> {
+    const deadline = performance.now() + timeoutMs;
+    while (this.#streams.size > 0 && performance.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.#sweeper);
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+
+  #count(code: SidecarErrorCode): void {
+    this.#options.metrics.clientErrors.inc({ code });
+  }
+
+  #refuse(
+    socket: Duplex,
+    code: SidecarErrorCode,
+    requestId: string,
+    headers: Record<string, string | number> = {},
+  ): void {
+    const spec = sidecarErrors[code];
+    answer(
+      socket,
+      spec.status,
+      { err_code: spec.errCode, err_msg: spec.message, request_id: requestId, code },
+      { 'x-sluice-request-id': requestId, 'dg-error': spec.message, ...headers },
+    );
+  }
+
+  async #upgrade(req: IncomingMessage, client: Socket, head: Buffer): Promise<void> {
+    const { config, admission, metrics, log } = this.#options;
+    const id = randomUUID();
+    const problem = handshakeProblem(req);
+    if (problem) {
+      this.#count('SLUICE_E_BAD_HANDSHAKE');
+      const spec = sidecarErrors.SLUICE_E_BAD_HANDSHAKE;
+      answer(client, spec.status, {
+        err_code: spec.errCode,
+        err_msg: `${spec.message}: ${problem}`,
+        request_id: id,
+        code: 'SLUICE_E_BAD_HANDSHAKE',
+      });
+      return;
+    }
+    if (this.#draining) {
+      this.#count('SLUICE_E_SHUTTING_DOWN');
+      this.#refuse(client, 'SLUICE_E_SHUTTING_DOWN', id, { 'retry-after': 1 });
+      return;
+    }
+    const url = new URL(req.url ?? '/', 'http://sidecar');
+    const route = { path: url.pathname, model: url.searchParams.get('model') ?? undefined };
+    const budgets = budgetsFor(this.#options.budgets(), route);
+    if (budgets.length === 0 && config.unmatched === 'reject') {
+      this.#count('SLUICE_E_NO_BUDGET');
+      log.info({ stream: id, path: route.path, model: route.model }, 'Refused a stream no budget covers');
+      this.#refuse(client, 'SLUICE_E_NO_BUDGET', id);
+      return;
+    }
+    const names = budgets.map((b) => b.key);
+
+    let slot: StreamSlot | undefined;
+    if (budgets.length > 0) {
+      const queuedAt = performance.now();
+      try {
+        slot = await admission.admit(budgets.map((b) => b.gate));
+      } catch (error) {
+        if (error instanceof AdmissionRejected) {
+          metrics.rejected.inc({ budget: error.budget, reason: error.reason });
+          log.info(
+            { stream: id, budget: error.budget, reason: error.reason, waitedMs: Math.round(error.waitedMs) },
+            'Rejected stream',
+          );
+          this.#refuse(client, rejectionCodes[error.reason], id, {
+            'retry-after': error.retryAfterSeconds,
+            'x-sluice-reason': error.reason,
+            'x-sluice-budget': error.budget,
+          });
+        } else {
+          this.#count('SLUICE_E_SHUTTING_DOWN');
+          this.#refuse(client, 'SLUICE_E_SHUTTING_DOWN', id, { 'retry-after': 1 });
+        }
+        return;
+      }
+      const waited = performance.now() - queuedAt;
+      if (waited > 1) metrics.queueWait.observe(waited / 1000);
+      // The client may have left while it waited: give the slot back unused.
+      if (client.destroyed || !client.writable) {
+        slot.release(true);
+        return;
+      }
+      for (const name of names) metrics.admitted.inc({ budget: name });
+    }
+    await this.#dial(req, client, head, { id, url, route, budgets, names, slot });
+  }
+
+  async #dial(
+    req: IncomingMessage,
+    client: Socket,
+    head: Buffer,
+    stream: {
+      id: string;
+      url: URL;
+      route: { path: string; model: string | undefined };
+      budgets: EnforcedBudget[];
+      names: string[];
+      slot: StreamSlot | undefined;
+    },
+  ): Promise<void> {
+    const { config, metrics, log } = this.#options;
+    const { id, url, route, budgets, names, slot } = stream;
+    const upstreamBase = budgets[0]?.upstream ?? this.#options.budgets()[0]?.upstream;
+    if (!upstreamBase) {
+      slot?.release(true);
+      this.#refuse(client, 'SLUICE_E_NO_BUDGET', id);
+      return;
+    }
+    const target = new URL(upstreamBase);
+    const basePath = target.pathname.replace(/\/$/, '');
+    const headers = this.#upstreamHeaders(req.headers, budgets, target.host);
+    if ('error' in headers) {
+      slot?.release(true);
+      log.error({ stream: id, budget: names[0] }, headers.error);
+      answer(client, 500, {
+        err_code: 'INTERNAL_SERVER_ERROR',
+        err_msg: headers.error,
+        request_id: id,
+        code: 'SLUICE_E_CREDENTIALS',
+      });
+      return;
+    }
+    const secure = target.protocol === 'wss:';
+    const dialledAt = performance.now();
+    const upstreamRequest = (secure ? httpsRequest : request)({
+      host: target.hostname,
+      port: target.port || (secure ? 443 : 80),
+      path: `${basePath}${url.pathname}${url.search}`,
+      method: 'GET',
+      headers: headers.headers,
+      servername: secure ? target.hostname : undefined,
+    });
+    let settled = false;
+    const settle = () => {
+      const first = !settled;
+      settled = true;
+      clearTimeout(timer);
+      if (first) metrics.upstreamHandshake.observe((performance.now() - dialledAt) / 1000);
+      return first;
+    };
+    const timer = setTimeout(() => {
+      if (!settle()) return;
+      upstreamRequest.destroy();
+      metrics.upstreamRejections.inc({ status: 'timeout' });
+      // The upstream may have opened the stream without answering: hold the slot.
+      slot?.release(false);
+      log.warn({ stream: id, budget: names[0] }, 'Upstream handshake timed out');
+      this.#refuse(client, 'SLUICE_E_UPSTREAM_TIMEOUT', id);
+    }, config.upstreamHandshakeTimeoutMs);
+
+    upstreamRequest.on('error', (error: NodeJS.ErrnoException) => {
+      if (!settle()) return;
+      metrics.upstreamRejections.inc({ status: 'unreachable' });
+      // Nothing was opened upstream: the slot is free.
+      slot?.release(true);
+      log.warn({ stream: id, budget: names[0], err: error.code ?? error.message }, 'Upstream unreachable');
+      this.#refuse(client, 'SLUICE_E_UPSTREAM_UNREACHABLE', id);
+    });
+
+    upstreamRequest.on('response', (res) => {
+      if (!settle()) return;
+      // The upstream refused the handshake: relay its status, its dg- headers and its body.
+      const status = res.statusCode ?? 502;
+      metrics.upstreamRejections.inc({ status: String(status) });
+      const chunks: Buffer[] = [];
+      let size = 0;
+      res.on('data', (chunk: Buffer) => {
+        size += chunk.length;
+        if (size <= 64 * 1024) chunks.push(chunk);
+      });
+      res.on('end', () => {
+        slot?.release(true);
+        const relayed = ['dg-request-id', 'dg-error', 'retry-after', 'content-type']
+          .filter((h) => res.headers[h] !== undefined)
+          .map((h) => `${h}: ${res.headers[h]}`);
+        log.info({ stream: id, budget: names[0], status }, 'Upstream refused the handshake');
+        if (client.destroyed || !client.writable) return;
+        const body = Buffer.concat(chunks);
+        client.end(
+          Buffer.concat([
+            Buffer.from(
+              [
+                `HTTP/1.1 ${status} ${res.statusMessage ?? statusText(status)}`,
+                ...relayed,
+                `Content-Length: ${body.length}`,
+                'Connection: close',
+              ]
+                .join('\r\n')
+                .concat('\r\n\r\n'),
+            ),
+            body,
+          ]),
+        );
+      });
+      res.on('error', () => slot?.release(true));
+    });
+
+    upstreamRequest.on('upgrade', (res, upstream: Socket, upstreamHead: Buffer) => {
+      if (!settle()) {
+        upstream.destroy();
+        return;
+      }
+      if (client.destroyed || !client.writable) {
+        // The client left during the dial: end the upstream stream properly through a relay of nobody.
+        upstream.destroy();
+        slot?.release(false);
+        return;
+      }
+      const upstreamRequestId = res.headers['dg-request-id'] as string | undefined;
+      const lines = [`HTTP/1.1 101 Switching Protocols`];
+      for (const [name, value] of Object.entries(res.headers)) {
+        if (name === 'sec-websocket-extensions' || value === undefined) continue;
+        for (const v of Array.isArray(value) ? value : [value]) lines.push(`${name}: ${v}`);
+      }
+      if (headers.answerProtocol && res.headers['sec-websocket-protocol'] === undefined) {
+        lines.push(`sec-websocket-protocol: ${headers.answerProtocol}`);
+      }
+      lines.push(`x-sluice-request-id: ${id}`);
+      client.write(`${lines.join('\r\n')}\r\n\r\n`);
+      const timings = timingsFor(budgets.length > 0 ? budgets : this.#options.budgets(), {
+        closeTimeoutMs: config.closeTimeoutMs,
+        maxPayload: config.maxPayloadBytes,
+      });
+      const startedAt = performance.now();
+      const relay = new Relay(client, head, upstream, upstreamHead, timings, startedAt, (end) => {
+        this.#streams.delete(id);
+        slot?.release(end.clean);
+        metrics.ended.inc({ cause: end.cause, clean: String(end.clean) });
+        if (['idle', 'missed-pong', 'max-duration', 'shutdown', 'protocol-error'].includes(end.cause)) {
+          metrics.reaped.inc({ reason: end.cause });
+        }
+        metrics.bytes.inc({ direction: 'client_to_upstream' }, end.bytesFromClient);
+        metrics.bytes.inc({ direction: 'upstream_to_client' }, end.bytesFromUpstream);
+        const seconds = (performance.now() - startedAt) / 1000;
+        metrics.streamDuration.observe(seconds);
+        log.info(
+          { stream: id, budget: names[0], cause: end.cause, clean: end.clean, seconds: Math.round(seconds * 10) / 10 },
+          'Ended stream',
+        );
+      });
+      this.#streams.set(id, {
+        info: { id, budgets: names, path: route.path, model: route.model, upstreamRequestId },
+        relay,
+      });
+      log.info({ stream: id, budget: names[0], path: route.path, model: route.model }, 'Admitted stream');
+    });
+    upstreamRequest.end();
+  }
+
+  /**
+   * The headers for the upstream handshake: the client's, less hop-by-hop ones and any
+   * compression offer, with the API key set when one is configured. A key replaces the
+   * client's own credentials, header or subprotocol; the client still gets the
+   * subprotocol it asked for answered.
+   */
+  #upstreamHeaders(
+    incoming: IncomingHttpHeaders,
+    budgets: readonly EnforcedBudget[],
+    host: string,
+  ): { headers: Record<string, string | string[]>; answerProtocol: string | undefined } | { error: string } {
+    const headers: Record<string, string | string[]> = {};
+    for (const [name, value] of Object.entries(incoming)) {
+      if (value !== undefined && !notForwarded.has(name)) headers[name] = value;
+    }
+    headers.host = host;
+    headers.connection = 'Upgrade';
+    headers.upgrade = 'websocket';
+    let answerProtocol: string | undefined;
+    const keyFile = keyFileFor(budgets, this.#options.config);
+    if (keyFile) {
+      let key: string;
+      try {
+        key = readFileSync(keyFile, 'utf8').trim();
+      } catch {
+        // The path is configuration, not a secret; the key itself never appears anywhere.
+        return { error: `The API key file ${keyFile} cannot be read` };
+      }
+      if (key === '') return { error: `The API key file ${keyFile} is empty` };
+      headers.authorization = `Token ${key}`;
+      const offered = String(incoming['sec-websocket-protocol'] ?? '')
+        .split(',')
+        .map((p) => p.trim())
+        .filter(Boolean);
+      if (offered[0] === 'token' || offered[0] === 'bearer') {
+        delete headers['sec-websocket-protocol'];
+        answerProtocol = offered[0];
+      }
+    }
+    return { headers, answerProtocol };
+  }
+}

@@ -1,0 +1,269 @@
+/**
+ * One stream's relay between the application (client) and the provider (upstream),
+ * after both handshakes. Data frames pass through byte for byte, with backpressure both
+ * ways; control frames are read: close codes that cannot go on the wire become 1000
+ * (an upstream close without status, Flux's normal end) or 1011 (the upstream vanished).
+ * The relay also pings the client, and ends streams that go idle, miss a pong or run too
+ * long by sending CloseStream upstream and a close to the client. It reports its end
+ * once, when the upstream socket closes, saying whether the upstream closed cleanly.
+ */
+import type { Socket } from 'node:net';
+import { buildFrame, closeFrame, FrameSplitter, Opcode, parseClose } from './frames.js';
+
+/** Why the sidecar ended a stream itself. */
+export type ReapReason = 'idle' | 'missed-pong' | 'max-duration' | 'shutdown' | 'protocol-error';
+
+/**
+ * The close sent to the client for each reason. The JS SDK reconnects on any close but
+ * 1000: streams that would only be reaped again (idle, too long) get 1000; a client
+ * that may be back (missed pong) or should move to another pod (shutdown) may reconnect.
+ */
+export const reapCloses: Record<ReapReason, { code: number; reason: string }> = {
+  idle: { code: 1000, reason: 'sluice: no audio or message from the client within the idle timeout' },
+  'missed-pong': { code: 1001, reason: 'sluice: the client did not answer a ping' },
+  'max-duration': { code: 1000, reason: 'sluice: the stream reached its maximum duration' },
+  shutdown: { code: 1012, reason: 'sluice: the sidecar is shutting down; reconnect' },
+  'protocol-error': { code: 1002, reason: 'sluice: protocol error' },
+};
+
+/** How a stream ended. */
+export interface RelayEnd {
+  /** The upstream sent a close frame: its slot is free at once. */
+  clean: boolean;
+  /** Who or what ended it. */
+  cause: 'client-closed' | 'client-gone' | 'upstream-closed' | 'upstream-lost' | ReapReason;
+  bytesFromClient: number;
+  bytesFromUpstream: number;
+}
+
+export interface RelayTimings {
+  idleTimeoutMs: number;
+  pingIntervalMs: number;
+  maxStreamMs: number;
+  /** How long to wait for the upstream to close after CloseStream before cutting it. */
+  closeTimeoutMs: number;
+  maxPayload: number;
+}
+
+const pingMarker = Buffer.from('sluice-ping:');
+const closeStream = Buffer.from('{"type":"CloseStream"}');
+
+export class Relay {
+  readonly startedAt: number;
+  bytesFromClient = 0;
+  bytesFromUpstream = 0;
+  readonly #client: Socket;
+  readonly #upstream: Socket;
+  readonly #timings: RelayTimings;
+  readonly #onEnd: (end: RelayEnd) => void;
+  readonly #fromClient: FrameSplitter;
+  readonly #fromUpstream: FrameSplitter;
+  /** Frames of our own waiting for a frame boundary in each direction. */
+  readonly #toUpstream: Buffer[] = [];
+  readonly #toClient: Buffer[] = [];
+  #lastClientFrameAt: number;
+  #pingSentAt: number | undefined;
+  #pongSinceLastPing = true;
+  #pingCount = 0;
+  #upstreamClosed = false;
+  #clientCloseSent = false;
+  #clientGone = false;
+  #cause: RelayEnd['cause'] | undefined;
+  #reaping: ReapReason | undefined;
+  #cutTimer: NodeJS.Timeout | undefined;
+  #ended = false;
+
+  constructor(
+    client: Socket,
+    clientHead: Buffer,
+    upstream: Socket,
+    upstreamHead: Buffer,
+    timings: RelayTimings,
+    now: number,
+    onEnd: (end: RelayEnd) => void,
+  ) {
+    this.#client = client;
+    this.#upstream = upstream;
+    this.#timings = timings;
+    this.#onEnd = onEnd;
+    this.startedAt = now;
+    this.#lastClientFrameAt = now;
+    this.#fromClient = new FrameSplitter({ expectMasked: true, maxPayload: timings.maxPayload });
+    this.#fromUpstream = new FrameSplitter({ expectMasked: false, maxPayload: Number.MAX_SAFE_INTEGER });
+    client.setNoDelay(true);
+    upstream.setNoDelay(true);
+    client.on('data', (chunk: Buffer) => this.#clientData(chunk));
+    upstream.on('data', (chunk: Buffer) => this.#upstreamData(chunk));
+    client.on('error', () => client.destroy());
+    upstream.on('error', () => upstream.destroy());
+    client.on('close', () => this.#clientClosed());
+    upstream.on('close', () => this.#upstreamSocketClosed());
+    if (clientHead.length > 0) this.#clientData(clientHead);
+    if (upstreamHead.length > 0) this.#upstreamData(upstreamHead);
+  }
+
+  /** Checks the stream's timers; the proxy calls this for every stream a few times a second. */
+  tick(now: number): void {
+    if (this.#reaping || this.#ended) return;
+    if (now - this.startedAt >= this.#timings.maxStreamMs) {
+      this.reap('max-duration');
+    } else if (now - this.#lastClientFrameAt >= this.#timings.idleTimeoutMs) {
+      this.reap('idle');
+    } else if (this.#pingSentAt === undefined || now - this.#pingSentAt >= this.#timings.pingIntervalMs) {
+      if (!this.#pongSinceLastPing) {
+        this.reap('missed-pong');
+        return;
+      }
+      this.#pingSentAt = now;
+      this.#pongSinceLastPing = false;
+      this.#sendToClient(
+        buildFrame(Opcode.ping, Buffer.concat([pingMarker, Buffer.from(String(this.#pingCount++))]), false),
+      );
+    }
+  }
+
+  /**
+   * Ends the stream on the sidecar's own account: CloseStream upstream, whose last
+   * messages still reach the client, then the reason's close to the client once the
+   * upstream has closed (or been cut after the close timeout).
+   */
+  reap(reason: ReapReason): void {
+    if (this.#reaping || this.#ended) return;
+    this.#reaping = reason;
+    this.#cause = reason;
+    this.#finishUpstream(this.#fromClient.atBoundary);
+  }
+
+  /** Asks the upstream to finish (CloseStream), and cuts it if it does not close in time. */
+  #finishUpstream(atBoundary: boolean): void {
+    if (this.#upstreamClosed) return;
+    // A client that stopped mid-frame leaves nothing well-formed to follow: cut the upstream.
+    if (atBoundary) this.#sendToUpstream(buildFrame(Opcode.text, closeStream, true));
+    else this.#upstream.destroy();
+    this.#cutTimer ??= setTimeout(() => this.#upstream.destroy(), this.#timings.closeTimeoutMs);
+  }
+
+  /** The close the client gets when the upstream's own close is not the last word. */
+  #closeClient(code: number, reason: string): void {
+    if (this.#clientCloseSent) return;
+    this.#clientCloseSent = true;
+    this.#write(this.#client, this.#upstream, closeFrame(code, reason, false));
+  }
+
+  #clientData(chunk: Buffer): void {
+    this.bytesFromClient += chunk.length;
+    if (this.#reaping || this.#clientGone) return; // After CloseStream nothing more goes upstream.
+    for (const piece of this.#fromClient.push(chunk)) {
+      if (piece.kind === 'error') {
+        // Everything before the bad frame went upstream whole, so CloseStream can follow it.
+        this.#reaping = 'protocol-error';
+        this.#cause = 'protocol-error';
+        this.#closeClient(piece.error.closeCode, `sluice: ${piece.error.message}`.slice(0, 123));
+        this.#finishUpstream(true);
+        return;
+      }
+      if (piece.kind === 'start') this.#lastClientFrameAt = performance.now();
+      else if (piece.kind === 'data') this.#write(this.#upstream, this.#client, piece.bytes);
+      else if (piece.header.opcode === Opcode.pong && piece.payload.subarray(0, pingMarker.length).equals(pingMarker)) {
+        this.#pongSinceLastPing = true;
+      } else {
+        if (piece.header.opcode === Opcode.close) this.#cause ??= 'client-closed';
+        this.#write(this.#upstream, this.#client, piece.raw);
+      }
+    }
+    if (this.#fromClient.atBoundary) this.#flush(this.#toUpstream, this.#upstream, this.#client);
+  }
+
+  #upstreamData(chunk: Buffer): void {
+    this.bytesFromUpstream += chunk.length;
+    for (const piece of this.#fromUpstream.push(chunk)) {
+      if (piece.kind === 'error') {
+        this.#upstream.destroy(); // An upstream that breaks the protocol has ended uncleanly.
+        return;
+      }
+      if (piece.kind === 'start') continue;
+      if (piece.kind === 'data') {
+        if (!this.#clientCloseSent) this.#write(this.#client, this.#upstream, piece.bytes);
+        continue;
+      }
+      if (piece.header.opcode !== Opcode.close) {
+        if (!this.#clientCloseSent) this.#write(this.#client, this.#upstream, piece.raw);
+        continue;
+      }
+      this.#upstreamClosed = true;
+      this.#cause ??= 'upstream-closed';
+      if (this.#reaping) {
+        const close = reapCloses[this.#reaping];
+        this.#closeClient(close.code, close.reason);
+      } else if (!this.#clientCloseSent) {
+        const { code, reason } = parseClose(piece.payload);
+        // 1005 (no status, Flux's normal end) is not a code to send: a normal end is 1000.
+        this.#write(this.#client, this.#upstream, code === undefined ? closeFrame(1000, reason, false) : piece.raw);
+        this.#clientCloseSent = true;
+      }
+      // Answer the upstream's close as the client would, then let it hang up.
+      if (this.#clientGone || this.#reaping) this.#sendToUpstream(closeFrame(1000, '', true));
+    }
+    if (this.#fromUpstream.atBoundary) this.#flush(this.#toClient, this.#client, this.#upstream);
+  }
+
+  #sendToUpstream(frame: Buffer): void {
+    this.#toUpstream.push(frame);
+    if (this.#fromClient.atBoundary || this.#clientGone || this.#reaping)
+      this.#flush(this.#toUpstream, this.#upstream, this.#client);
+  }
+
+  #sendToClient(frame: Buffer): void {
+    this.#toClient.push(frame);
+    if (this.#fromUpstream.atBoundary) this.#flush(this.#toClient, this.#client, this.#upstream);
+  }
+
+  #flush(queue: Buffer[], to: Socket, from: Socket): void {
+    while (queue.length > 0) this.#write(to, from, queue.shift() as Buffer);
+  }
+
+  /** Writes with backpressure: a destination that cannot keep up pauses its source. */
+  #write(to: Socket, from: Socket, bytes: Buffer): void {
+    if (to.destroyed || !to.writable) return;
+    if (!to.write(bytes) && !from.isPaused()) {
+      from.pause();
+      to.once('drain', () => from.resume());
+    }
+  }
+
+  #clientClosed(): void {
+    if (this.#ended) return;
+    if (!this.#clientCloseSent && !this.#reaping && this.#cause === undefined) this.#cause = 'client-gone';
+    this.#clientGone = true;
+    // A client that left without its close handshake leaves a stream the upstream still counts: finish it.
+    if (!this.#upstreamClosed) this.#finishUpstream(this.#fromClient.atBoundary);
+  }
+
+  #upstreamSocketClosed(): void {
+    if (this.#ended) return;
+    this.#ended = true;
+    clearTimeout(this.#cutTimer);
+    if (this.#reaping) {
+      const close = reapCloses[this.#reaping];
+      this.#closeClient(close.code, close.reason);
+    } else if (!this.#upstreamClosed) {
+      this.#cause ??= 'upstream-lost';
+      this.#closeClient(1011, 'sluice: the upstream connection was lost');
+    }
+    this.#client.end();
+    // A client that never answers our close must not hold its socket forever.
+    setTimeout(() => this.#client.destroy(), this.#timings.closeTimeoutMs).unref();
+    this.#onEnd({
+      clean: this.#upstreamClosed,
+      cause: this.#cause ?? 'upstream-closed',
+      bytesFromClient: this.bytesFromClient,
+      bytesFromUpstream: this.bytesFromUpstream,
+    });
+  }
+
+  /** Cuts both sockets at once (the process is going away). */
+  destroy(): void {
+    this.#upstream.destroy();
+    this.#client.destroy();
+  }
+}
