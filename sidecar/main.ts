@@ -7,14 +7,10 @@
  */
 import { readFileSync } from 'node:fs';
 import { pino } from 'pino';
-import { InvalidManifestError, parseStreamBudgets } from '../crds/api/index.js';
+import { InvalidManifestError, parseStreamBudgets, type StreamBudget } from '../crds/api/index.js';
 import pkg from '../package.json' with { type: 'json' };
-import { createAdmin } from './admin.js';
-import { Admission } from './admission.js';
-import { enforce, standaloneGrant } from './budgets.js';
-import { readSidecarConfig, SidecarConfigError } from './config.js';
-import { SidecarMetrics } from './metrics.js';
-import { StreamProxy } from './proxy.js';
+import { readSidecarConfig, type SidecarConfig, SidecarConfigError } from './config.js';
+import { type Sidecar, startSidecar } from './sidecar.js';
 
 if (process.argv.includes('--version')) {
   console.log(`sluice-sidecar ${pkg.version}`);
@@ -26,7 +22,7 @@ function exitWith(message: string): never {
   process.exit(2);
 }
 
-let config: ReturnType<typeof readSidecarConfig>;
+let config: SidecarConfig;
 try {
   config = readSidecarConfig(process.env);
 } catch (error) {
@@ -34,55 +30,33 @@ try {
   throw error;
 }
 
-let budgets: ReturnType<typeof enforce>;
+let manifests: StreamBudget[];
 try {
-  const text = readFileSync(config.budgetFile, 'utf8');
-  budgets = enforce(parseStreamBudgets(text, config.budgetFile), standaloneGrant, performance.now());
+  manifests = parseStreamBudgets(readFileSync(config.budgetFile, 'utf8'), config.budgetFile);
 } catch (error) {
   if (error instanceof InvalidManifestError) exitWith(`SLUICE_BUDGET_FILE: ${error.message}`);
   exitWith(`SLUICE_BUDGET_FILE: cannot read ${config.budgetFile}: ${(error as Error).message}`);
 }
 
 const log = pino({ level: config.logLevel, base: { component: 'sluice-sidecar' } });
-let metrics: SidecarMetrics | undefined;
-const admission = new Admission(undefined, {
-  doubleRelease: () => metrics?.doubleReleases.inc(),
-  dequeued: () => {},
-});
-metrics = new SidecarMetrics(
-  () => budgets,
-  () => admission.queued,
-);
-const proxy = new StreamProxy({ config, budgets: () => budgets, admission, metrics, log });
-const admin = createAdmin({ metrics, ready: () => !draining, streams: () => proxy.streams() });
-let draining = false;
-
+let sidecar: Sidecar;
 try {
-  const port = await proxy.listen(config.listen.host, config.listen.port);
-  await admin.listen({ host: config.adminListen.host, port: config.adminListen.port });
-  const adminPort = (admin.server.address() as { port: number }).port;
-  log.info(
-    {
-      proxy: `${config.listen.host}:${port}`,
-      admin: `${config.adminListen.host}:${adminPort}`,
-      budgets: budgets.map((b) => b.key),
-    },
-    'Started sidecar',
-  );
+  sidecar = await startSidecar(config, manifests, log);
 } catch (error) {
   exitWith(`Cannot listen: ${(error as Error).message}`);
 }
+log.info(
+  {
+    proxy: `${config.listen.host}:${sidecar.proxyPort}`,
+    admin: `${config.adminListen.host}:${sidecar.adminPort}`,
+    budgets: sidecar.budgets.map((b) => b.key),
+  },
+  'Started sidecar',
+);
 
-async function shutdown(signal: string): Promise<void> {
-  if (draining) return;
-  draining = true;
-  log.info({ signal, open: proxy.openStreams, graceSeconds: config.shutdownGraceSeconds }, 'Draining');
-  proxy.drain();
-  await proxy.whenIdle(config.shutdownGraceSeconds * 1000);
-  await proxy.endAll('shutdown', config.closeTimeoutMs);
-  await Promise.all([proxy.close(), admin.close()]);
-  log.info({}, 'Stopped sidecar');
-  process.exit(0);
+for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+  process.on(signal, () => {
+    log.info({ signal }, 'Received signal');
+    void sidecar.shutdown().then(() => process.exit(0));
+  });
 }
-process.on('SIGTERM', () => void shutdown('SIGTERM'));
-process.on('SIGINT', () => void shutdown('SIGINT'));

@@ -96,6 +96,8 @@ export class Relay {
     upstream.on('data', (chunk: Buffer) => this.#upstreamData(chunk));
     client.on('error', () => client.destroy());
     upstream.on('error', () => upstream.destroy());
+    // The proxy's sockets are half-open capable: a client's FIN arrives as 'end' and means it is gone.
+    client.on('end', () => this.#clientClosed());
     client.on('close', () => this.#clientClosed());
     upstream.on('close', () => this.#upstreamSocketClosed());
     if (clientHead.length > 0) this.#clientData(clientHead);
@@ -232,7 +234,7 @@ export class Relay {
   }
 
   #clientClosed(): void {
-    if (this.#ended) return;
+    if (this.#ended || this.#clientGone) return;
     if (!this.#clientCloseSent && !this.#reaping && this.#cause === undefined) this.#cause = 'client-gone';
     this.#clientGone = true;
     // A client that left without its close handshake leaves a stream the upstream still counts: finish it.

@@ -9,6 +9,8 @@ export interface StreamOptions {
   headers?: Record<string, string>;
   protocols?: string[];
   handshakeTimeoutMs?: number;
+  /** false: do not answer pings (a client whose pongs go missing). */
+  autoPong?: boolean;
 }
 
 export interface OpenedStream {
@@ -35,6 +37,7 @@ export function openStream(url: string, options: StreamOptions = {}): Promise<Op
     headers: options.headers,
     perMessageDeflate: false,
     handshakeTimeout: options.handshakeTimeoutMs ?? 5000,
+    autoPong: options.autoPong ?? true,
   });
   const messages: Record<string, unknown>[] = [];
   const waiters: { count: number; resolve: () => void }[] = [];
