@@ -90,6 +90,7 @@ function statusText(status: number): string {
     403: 'Forbidden',
     404: 'Not Found',
     408: 'Request Timeout',
+    431: 'Request Header Fields Too Large',
     426: 'Upgrade Required',
     429: 'Too Many Requests',
     500: 'Internal Server Error',
@@ -121,17 +122,23 @@ export class StreamProxy {
   constructor(options: ProxyOptions) {
     this.#options = options;
     const { config } = options;
-    this.server = createServer((_req, res) => {
-      // Plain HTTP on the proxy port: not a stream.
-      this.#count('SLUICE_E_NOT_WEBSOCKET');
-      const spec = sidecarErrors.SLUICE_E_NOT_WEBSOCKET;
-      const body = JSON.stringify({ err_code: spec.errCode, err_msg: spec.message, code: 'SLUICE_E_NOT_WEBSOCKET' });
-      res.writeHead(spec.status, { 'content-type': 'application/json', upgrade: 'websocket', connection: 'close' });
-      res.end(body);
-    });
-    // Slow or half-sent handshakes get a 408 (Node's) instead of holding a socket.
-    this.server.headersTimeout = config.clientHandshakeTimeoutMs;
-    this.server.requestTimeout = config.clientHandshakeTimeoutMs;
+    // Slow or half-sent handshakes get a 408 instead of holding a socket; the check runs this often.
+    const checkEvery = Math.max(50, Math.min(1000, Math.floor(config.clientHandshakeTimeoutMs / 4)));
+    this.server = createServer(
+      {
+        headersTimeout: config.clientHandshakeTimeoutMs,
+        requestTimeout: config.clientHandshakeTimeoutMs,
+        connectionsCheckingInterval: checkEvery,
+      },
+      (_req, res) => {
+        // Plain HTTP on the proxy port: not a stream.
+        this.#count('SLUICE_E_NOT_WEBSOCKET');
+        const spec = sidecarErrors.SLUICE_E_NOT_WEBSOCKET;
+        const body = JSON.stringify({ err_code: spec.errCode, err_msg: spec.message, code: 'SLUICE_E_NOT_WEBSOCKET' });
+        res.writeHead(spec.status, { 'content-type': 'application/json', upgrade: 'websocket', connection: 'close' });
+        res.end(body);
+      },
+    );
     this.server.on('upgrade', (req, socket, head) => {
       socket.on('error', () => socket.destroy());
       this.#upgrade(req, socket as Socket, head).catch((error: Error) => {
@@ -144,7 +151,8 @@ export class StreamProxy {
       const code: SidecarErrorCode = timeout ? 'SLUICE_E_HANDSHAKE_TIMEOUT' : 'SLUICE_E_BAD_HANDSHAKE';
       this.#count(code);
       const spec = sidecarErrors[code];
-      answer(socket, spec.status, { err_code: spec.errCode, err_msg: spec.message, code });
+      const status = error.code === 'HPE_HEADER_OVERFLOW' ? 431 : spec.status;
+      answer(socket, status, { err_code: spec.errCode, err_msg: spec.message, code });
     });
     this.#sweeper = setInterval(() => {
       const now = performance.now();
