@@ -1,0 +1,95 @@
+/**
+ * Real clients through the sidecar to the emulator: the official JS SDK (v5), with
+ * reconnects off and with its default reconnect storm, and the Python SDK (v7).
+ */
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { promisify } from 'node:util';
+import { DeepgramClient } from '@deepgram/sdk';
+import { repoRoot } from '../cluster/process.js';
+import { openStream } from '../support/stream-client.js';
+import { waitFor } from '../support/wait.js';
+import { auth, fluxPath, setup } from './fixture.js';
+
+const run = promisify(execFile);
+const python = join(repoRoot, '.cache', 'venv', 'bin', 'python');
+
+function tone(seconds: number): Buffer[] {
+  const samples = Math.round(seconds * 16000);
+  const audio = Buffer.alloc(samples * 2);
+  for (let i = 0; i < samples; i++)
+    audio.writeInt16LE(Math.round(8000 * Math.sin((2 * Math.PI * 440 * i) / 16000)), i * 2);
+  const chunks: Buffer[] = [];
+  for (let offset = 0; offset < audio.length; offset += 2560) chunks.push(audio.subarray(offset, offset + 2560));
+  return chunks;
+}
+
+async function fluxSocket(baseUrl: string, reconnectAttempts?: number) {
+  const client = new DeepgramClient({ apiKey: 'emulator-key', baseUrl });
+  const socket = await client.listen.v2.connect({
+    model: 'flux-general-en',
+    encoding: 'linear16',
+    sample_rate: 16000,
+    ...(reconnectAttempts === undefined ? {} : { reconnectAttempts }),
+  });
+  const messages: { type: string; event?: string }[] = [];
+  const errors: Error[] = [];
+  socket.on('message', (message) => messages.push(message as { type: string; event?: string }));
+  socket.on('error', (error) => errors.push(error));
+  const closed = new Promise<{ code: number }>((resolve) => socket.on('close', (event) => resolve(event)));
+  return { socket, messages, errors, closed };
+}
+
+test('the JS SDK streams through the sidecar and ends with 1000, so it does not reconnect', async () => {
+  const s = await setup();
+  const flux = await fluxSocket(s.url, 0);
+  flux.socket.connect();
+  await flux.socket.waitForOpen();
+  for (const chunk of tone(1.5)) flux.socket.sendMedia(chunk);
+  await waitFor('TurnInfo through the sidecar', () => flux.messages.filter((m) => m.type === 'TurnInfo').length >= 5);
+  flux.socket.sendCloseStream({ type: 'CloseStream' });
+  assert.equal((await flux.closed).code, 1000);
+  await waitFor('the slot to be free', () => s.gate().open === 0);
+  assert.equal(s.upstream().accepted, 1, 'no reconnect');
+});
+
+test('over the budget, JS SDK clients with default reconnect settings are refused locally, never upstream', async () => {
+  const s = await setup({ spec: { maxConcurrentStreams: 1 } });
+  const holder = await openStream(`${s.url}${fluxPath}`, auth);
+  // Default settings: up to 30 reconnects, 1 to 10 s apart.
+  const storm = await Promise.all(Array.from({ length: 10 }, () => fluxSocket(s.url)));
+  for (const client of storm) client.socket.connect();
+  await waitFor('every client to be refused', () => storm.every((c) => c.errors.length > 0), { timeoutMs: 30_000 });
+  for (const client of storm) {
+    assert.match(String(client.errors[0]?.message), /429/);
+    client.socket.close();
+  }
+  const metrics = await (await fetch(`${s.admin}/metrics`)).text();
+  const refused = /^sluice_sidecar_streams_rejected_total\{budget="default\/flux",reason="concurrency"\} (\d+)$/m.exec(
+    metrics,
+  );
+  assert.ok(Number(refused?.[1]) >= 10, 'every attempt was refused by the sidecar');
+  assert.equal(s.upstream().accepted, 1, 'only the holder ever reached the upstream');
+  assert.deepEqual(s.upstream().rejected, {}, 'the upstream saw none of the attempts');
+  holder.ws.close();
+});
+
+test('the Python SDK (v7) streams through the sidecar and closes with 1000', async () => {
+  assert.ok(existsSync(python), `${python} is missing: run npm run setup`);
+  const s = await setup();
+  const { stdout } = await run(python, [join(repoRoot, 'test', 'sidecar', 'fixtures', 'python_flux.py'), s.url], {
+    timeout: 60_000,
+  });
+  const result = JSON.parse(stdout.trim().split('\n').at(-1) as string) as {
+    turnInfo: number;
+    closeCode: number | null;
+  };
+  assert.ok(result.turnInfo >= 3, `TurnInfo messages: ${result.turnInfo}`);
+  assert.equal(result.closeCode, 1000);
+  await waitFor('the slot to be free', () => s.gate().open === 0);
+  assert.equal(s.upstream().uncleanEnds, 0);
+  assert.equal(s.sidecar.admission.doubleReleases, 0);
+});
