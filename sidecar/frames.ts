@@ -46,11 +46,13 @@ export interface SplitterOptions {
   maxPayload: number;
 }
 
+const empty = Buffer.alloc(0);
+
 /** Splits a byte stream into frame pieces, without copying data-frame payloads. */
 export class FrameSplitter {
   readonly #options: SplitterOptions;
   /** Bytes of a header (or a control frame) not yet complete. */
-  #pending: Buffer = Buffer.alloc(0);
+  #pending: Buffer = empty;
   /** Payload bytes still to pass through for the data frame in progress. */
   #dataLeft = 0;
   #inMessage = false;
@@ -82,49 +84,59 @@ export class FrameSplitter {
     return pieces;
   }
 
+  /**
+   * Walks the bytes by offset. Consecutive data-frame bytes, headers included, leave as
+   * one piece per chunk, so that the relay writes them with one call; only bytes of an
+   * incomplete header or control frame are copied, to wait for the rest.
+   */
   #split(chunk: Buffer, pieces: Piece[]): void {
-    let data = chunk;
-    while (data.length > 0) {
-      if (this.#dataLeft > 0) {
-        const take = Math.min(this.#dataLeft, data.length);
-        pieces.push({ kind: 'data', bytes: data.subarray(0, take) });
-        this.#dataLeft -= take;
-        data = data.subarray(take);
-        continue;
-      }
-      const buffered = this.#pending.length > 0 ? Buffer.concat([this.#pending, data]) : data;
-      const parsed = this.#header(buffered);
-      if (!parsed) {
-        this.#pending = Buffer.from(buffered);
-        break;
-      }
-      const { header, headerLength } = parsed;
-      if (header.opcode >= 0x8) {
-        const total = headerLength + header.length;
-        if (buffered.length < total) {
-          this.#pending = Buffer.from(buffered);
-          break;
+    const data = this.#pending.length > 0 ? Buffer.concat([this.#pending, chunk]) : chunk;
+    this.#pending = empty;
+    let offset = 0;
+    let runStart = -1;
+    const flushRun = (end: number) => {
+      if (runStart >= 0 && end > runStart) pieces.push({ kind: 'data', bytes: data.subarray(runStart, end) });
+      runStart = -1;
+    };
+    try {
+      while (offset < data.length) {
+        if (this.#dataLeft > 0) {
+          const take = Math.min(this.#dataLeft, data.length - offset);
+          if (runStart < 0) runStart = offset;
+          this.#dataLeft -= take;
+          offset += take;
+          continue;
         }
-        const raw = buffered.subarray(0, total);
-        const payload = Buffer.from(buffered.subarray(headerLength, total));
-        if (header.masked) unmask(payload, buffered.subarray(headerLength - 4, headerLength));
-        pieces.push({ kind: 'control', header, raw: Buffer.from(raw), payload });
-        this.#pending = Buffer.alloc(0);
-        data = buffered.subarray(total);
-        continue;
+        const parsed = this.#header(data, offset);
+        if (!parsed) break;
+        const { header, headerLength } = parsed;
+        if (header.opcode >= 0x8) {
+          const total = headerLength + header.length;
+          if (data.length - offset < total) break;
+          flushRun(offset);
+          const payload = Buffer.from(data.subarray(offset + headerLength, offset + total));
+          if (header.masked) unmask(payload, data.subarray(offset + headerLength - 4, offset + headerLength));
+          pieces.push({ kind: 'control', header, raw: Buffer.from(data.subarray(offset, offset + total)), payload });
+          offset += total;
+          continue;
+        }
+        pieces.push({ kind: 'start', header });
+        if (runStart < 0) runStart = offset;
+        this.#dataLeft = header.length;
+        offset += headerLength;
       }
-      pieces.push({ kind: 'start', header });
-      pieces.push({ kind: 'data', bytes: buffered.subarray(0, headerLength) });
-      this.#dataLeft = header.length;
-      this.#pending = Buffer.alloc(0);
-      data = buffered.subarray(headerLength);
+    } finally {
+      // Whole frames before a violation, or before an incomplete header, still go out.
+      flushRun(offset);
     }
+    if (offset < data.length) this.#pending = Buffer.from(data.subarray(offset));
   }
 
-  #header(bytes: Buffer): { header: FrameHeader; headerLength: number } | undefined {
-    if (bytes.length < 2) return undefined;
-    const first = bytes[0] as number;
-    const second = bytes[1] as number;
+  #header(bytes: Buffer, at: number): { header: FrameHeader; headerLength: number } | undefined {
+    const available = bytes.length - at;
+    if (available < 2) return undefined;
+    const first = bytes[at] as number;
+    const second = bytes[at + 1] as number;
     const fin = (first & 0x80) !== 0;
     const opcode = first & 0x0f;
     const masked = (second & 0x80) !== 0;
@@ -140,18 +152,18 @@ export class FrameSplitter {
     }
     if (opcode >= 0x8 && (!fin || length > 125)) throw new FrameError(1002, 'control frames must be whole and short');
     if (length === 126) {
-      if (bytes.length < 4) return undefined;
-      length = bytes.readUInt16BE(2);
+      if (available < 4) return undefined;
+      length = bytes.readUInt16BE(at + 2);
       offset = 4;
     } else if (length === 127) {
-      if (bytes.length < 10) return undefined;
-      const big = bytes.readBigUInt64BE(2);
+      if (available < 10) return undefined;
+      const big = bytes.readBigUInt64BE(at + 2);
       if (big > BigInt(Number.MAX_SAFE_INTEGER)) throw new FrameError(1009, 'frame too large');
       length = Number(big);
       offset = 10;
     }
     if (masked) offset += 4;
-    if (bytes.length < offset) return undefined;
+    if (available < offset) return undefined;
     if (opcode < 0x8) {
       if (length > this.#options.maxPayload)
         throw new FrameError(1009, `frame of ${length} bytes exceeds the limit of ${this.#options.maxPayload}`);

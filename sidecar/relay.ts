@@ -155,6 +155,7 @@ export class Relay {
   #clientData(chunk: Buffer): void {
     this.bytesFromClient += chunk.length;
     if (this.#reaping || this.#clientGone) return; // After CloseStream nothing more goes upstream.
+    let sawFrame = false;
     for (const piece of this.#fromClient.push(chunk)) {
       if (piece.kind === 'error') {
         // Everything before the bad frame went upstream whole, so CloseStream can follow it.
@@ -164,7 +165,7 @@ export class Relay {
         this.#finishUpstream(true);
         return;
       }
-      if (piece.kind === 'start') this.#lastClientFrameAt = performance.now();
+      if (piece.kind === 'start') sawFrame = true;
       else if (piece.kind === 'data') this.#write(this.#upstream, this.#client, piece.bytes);
       else if (piece.header.opcode === Opcode.pong && piece.payload.subarray(0, pingMarker.length).equals(pingMarker)) {
         this.#pongSinceLastPing = true;
@@ -173,6 +174,7 @@ export class Relay {
         this.#write(this.#upstream, this.#client, piece.raw);
       }
     }
+    if (sawFrame) this.#lastClientFrameAt = performance.now();
     if (this.#fromClient.atBoundary) this.#flush(this.#toUpstream, this.#upstream, this.#client);
   }
 

@@ -9,7 +9,7 @@
  * enough not to be what limits the measurement.
  *
  * Usage: flux-load.ts --url ws://127.0.0.1:PORT/v2/listen?... --key KEY --streams N
- *                     [--ramp-seconds 3] [--seconds 8]
+ *                     [--ramp-seconds 3] [--seconds 8] [--update-seconds 0.25]
  */
 import { randomBytes } from 'node:crypto';
 import { request } from 'node:http';
@@ -23,6 +23,8 @@ const { values } = parseArgs({
     streams: { type: 'string' },
     'ramp-seconds': { type: 'string', default: '3' },
     seconds: { type: 'string', default: '8' },
+    /** The upstream's update interval in audio seconds: 0.25 for Flux, 0.08 for an answer to every frame. */
+    'update-seconds': { type: 'string', default: '0.25' },
   },
 });
 const url = values.url as string;
@@ -32,7 +34,8 @@ const measureMs = Number(values.seconds) * 1000;
 
 const frameBytes = 2560;
 const frameMs = 80;
-const bytesPerUpdate = 8000; // 0.25 s of 16 kHz linear16
+const updateSeconds = Number(values['update-seconds']);
+const bytesPerUpdate = Math.round(32000 * updateSeconds); // 16 kHz linear16
 /** FIN + binary, masked, 16-bit length, a zero mask, then the payload. */
 const frame = Buffer.concat([
   Buffer.from([0x82, 0x80 | 126, frameBytes >> 8, frameBytes & 0xff, 0, 0, 0, 0]),
@@ -54,6 +57,7 @@ const lags: number[] = [];
 let measuring = false;
 let failed = 0;
 let updates = 0;
+let framesSent = 0;
 const windowEnd = /"audio_window_end":([0-9.]+)/;
 const sendingMs = { total: 0, ticks: 0, late: 0 };
 
@@ -79,7 +83,7 @@ function onData(stream: Stream, chunk: Buffer): void {
     if (opcode === 0x1 && measuring) {
       const text = data.toString('latin1', offset, offset + length);
       const end = text.includes('"TurnInfo"') ? windowEnd.exec(text) : null;
-      const sentAt = end ? stream.crossedAt[Math.round(Number(end[1]) * 4)] : undefined;
+      const sentAt = end ? stream.crossedAt[Math.round(Number(end[1]) / updateSeconds)] : undefined;
       if (sentAt !== undefined) {
         lags.push(performance.now() - sentAt);
         updates += 1;
@@ -149,6 +153,7 @@ const timer = setInterval(() => {
     const after = Math.floor(stream.bytes / bytesPerUpdate);
     if (after > before) stream.crossedAt[after] = now;
     stream.socket.write(frame);
+    framesSent += 1;
   }
   const spent = performance.now() - now;
   sendingMs.total += spent;
@@ -177,6 +182,7 @@ setTimeout(
       lagP99Ms: at(0.99),
       lagMaxMs: sorted.length ? (sorted[sorted.length - 1] as number) : Number.NaN,
       generatorBusyTicks: sendingMs.late,
+      framesSent,
     };
     for (const stream of streams) stream.socket?.destroy();
     console.log(JSON.stringify(result));

@@ -3,9 +3,11 @@
  * are measured here, never asserted in tests.
  */
 import { emulatorCapacity } from './emulator-capacity.js';
+import { relayLatency } from './relay-latency.js';
 
 const benchmarks: Record<string, () => Promise<void>> = {
   emulator: emulatorCapacity,
+  relay: relayLatency,
 };
 
 const names = process.argv.slice(2);
