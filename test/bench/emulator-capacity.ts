@@ -5,25 +5,20 @@
  */
 
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { freePorts } from '../cluster/control-plane.js';
 import { ManagedProcess, repoRoot } from '../cluster/process.js';
 import { waitFor } from '../support/wait.js';
+import { cpuSeconds } from './proc.js';
 
 const run = promisify(execFile);
 
 /** A TurnInfo is on time when it arrives within this long of the audio that completed it. */
 const onTimeP99Ms = 100;
 const steps = [500, 1000, 1500, 2000, 2250, 2500, 3000, 3500, 4000];
-
-/** CPU seconds (user + system) a process has used, from /proc. */
-function cpuSeconds(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
-  return (Number(fields[11]) + Number(fields[12])) / 100;
-}
 
 export async function emulatorCapacity(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'sluice-bench-'));

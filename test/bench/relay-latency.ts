@@ -6,13 +6,14 @@
  * relay's CPU time per 1,000 frames and its resident memory per open stream.
  */
 import { execFile } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { freePorts } from '../cluster/control-plane.js';
 import { ManagedProcess, repoRoot } from '../cluster/process.js';
 import { waitFor } from '../support/wait.js';
+import { cpuSeconds, rssBytes } from './proc.js';
 
 const run = promisify(execFile);
 const flux = '/v2/listen?model=flux-general-en&encoding=linear16&sample_rate=16000';
@@ -24,18 +25,6 @@ interface Load {
   lagP50Ms: number;
   lagP99Ms: number;
   framesSent: number;
-}
-
-/** CPU seconds (user + system) of a process, from /proc. */
-function cpuSeconds(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
-  return (Number(fields[11]) + Number(fields[12])) / 100;
-}
-
-/** Resident memory of a process in bytes, from /proc. */
-function rssBytes(pid: number): number {
-  const match = /^VmRSS:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return Number(match?.[1] ?? 0) * 1024;
 }
 
 function nginxBinary(): string | undefined {

@@ -8,8 +8,8 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { promisify } from 'node:util';
-import { DeepgramClient } from '@deepgram/sdk';
 import { repoRoot } from '../cluster/process.js';
+import { fluxSocket as sdkSocket, tone } from '../support/deepgram.js';
 import { openStream } from '../support/stream-client.js';
 import { waitFor } from '../support/wait.js';
 import { auth, fluxPath, setup } from './fixture.js';
@@ -17,35 +17,9 @@ import { auth, fluxPath, setup } from './fixture.js';
 const run = promisify(execFile);
 const python = join(repoRoot, '.cache', 'venv', 'bin', 'python');
 
-function tone(seconds: number): Buffer[] {
-  const samples = Math.round(seconds * 16000);
-  const audio = Buffer.alloc(samples * 2);
-  for (let i = 0; i < samples; i++)
-    audio.writeInt16LE(Math.round(8000 * Math.sin((2 * Math.PI * 440 * i) / 16000)), i * 2);
-  const chunks: Buffer[] = [];
-  for (let offset = 0; offset < audio.length; offset += 2560) chunks.push(audio.subarray(offset, offset + 2560));
-  return chunks;
-}
-
-async function fluxSocket(baseUrl: string, reconnectAttempts?: number) {
-  const client = new DeepgramClient({ apiKey: 'emulator-key', baseUrl });
-  const socket = await client.listen.v2.connect({
-    model: 'flux-general-en',
-    encoding: 'linear16',
-    sample_rate: 16000,
-    ...(reconnectAttempts === undefined ? {} : { reconnectAttempts }),
-  });
-  const messages: { type: string; event?: string }[] = [];
-  const errors: Error[] = [];
-  socket.on('message', (message) => messages.push(message as { type: string; event?: string }));
-  socket.on('error', (error) => errors.push(error));
-  const closed = new Promise<{ code: number }>((resolve) => socket.on('close', (event) => resolve(event)));
-  return { socket, messages, errors, closed };
-}
-
 test('the JS SDK streams through the sidecar and ends with 1000, so it does not reconnect', async () => {
   const s = await setup();
-  const flux = await fluxSocket(s.url, 0);
+  const flux = await sdkSocket(s.url, 'emulator-key', 0);
   flux.socket.connect();
   await flux.socket.waitForOpen();
   for (const chunk of tone(1.5)) flux.socket.sendMedia(chunk);
@@ -60,7 +34,7 @@ test('over the budget, JS SDK clients with default reconnect settings are refuse
   const s = await setup({ spec: { maxConcurrentStreams: 1 } });
   const holder = await openStream(`${s.url}${fluxPath}`, auth);
   // Default settings: up to 30 reconnects, 1 to 10 s apart.
-  const storm = await Promise.all(Array.from({ length: 10 }, () => fluxSocket(s.url)));
+  const storm = await Promise.all(Array.from({ length: 10 }, () => sdkSocket(s.url, 'emulator-key')));
   for (const client of storm) client.socket.connect();
   await waitFor('every client to be refused', () => storm.every((c) => c.errors.length > 0), { timeoutMs: 30_000 });
   for (const client of storm) {
