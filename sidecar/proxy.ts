@@ -34,6 +34,8 @@ const notForwarded = new Set([
   'sec-websocket-extensions',
 ]);
 
+const reapReasons = new Set(['idle', 'missed-pong', 'max-duration', 'shutdown', 'protocol-error']);
+
 const rejectionCodes = {
   concurrency: 'SLUICE_E_CONCURRENCY',
   'session-rate': 'SLUICE_E_SESSION_RATE',
@@ -423,34 +425,61 @@ export class StreamProxy {
       }
       lines.push(`x-sluice-request-id: ${id}`);
       client.write(`${lines.join('\r\n')}\r\n\r\n`);
-      const timings = timingsFor(budgets.length > 0 ? budgets : this.#options.budgets(), {
-        closeTimeoutMs: config.closeTimeoutMs,
-        maxPayload: config.maxPayloadBytes,
+      this.#startRelay(client, head, upstream, upstreamHead, {
+        id,
+        names,
+        route,
+        upstreamRequestId,
+        slot,
+        timings: timingsFor(budgets.length > 0 ? budgets : this.#options.budgets(), {
+          closeTimeoutMs: config.closeTimeoutMs,
+          maxPayload: config.maxPayloadBytes,
+        }),
       });
-      const startedAt = performance.now();
-      const relay = new Relay(client, head, upstream, upstreamHead, timings, startedAt, (end) => {
-        this.#streams.delete(id);
-        slot?.release(end.clean);
-        metrics.ended.inc({ cause: end.cause, clean: String(end.clean) });
-        if (['idle', 'missed-pong', 'max-duration', 'shutdown', 'protocol-error'].includes(end.cause)) {
-          metrics.reaped.inc({ reason: end.cause });
-        }
-        metrics.bytes.inc({ direction: 'client_to_upstream' }, end.bytesFromClient);
-        metrics.bytes.inc({ direction: 'upstream_to_client' }, end.bytesFromUpstream);
-        const seconds = (performance.now() - startedAt) / 1000;
-        metrics.streamDuration.observe(seconds);
-        log.info(
-          { stream: id, budget: names[0], cause: end.cause, clean: end.clean, seconds: Math.round(seconds * 10) / 10 },
-          'Ended stream',
-        );
-      });
-      this.#streams.set(id, {
-        info: { id, budgets: names, path: route.path, model: route.model, upstreamRequestId },
-        relay,
-      });
-      log.info({ stream: id, budget: names[0], path: route.path, model: route.model }, 'Admitted stream');
     });
     upstreamRequest.end();
+  }
+
+  /**
+   * Hands the two sockets to a relay. Kept apart from the dial so that a stream holds on
+   * to its relay and little else: the handshake's requests and headers can be collected.
+   */
+  #startRelay(
+    client: Socket,
+    head: Buffer,
+    upstream: Socket,
+    upstreamHead: Buffer,
+    stream: {
+      id: string;
+      names: string[];
+      route: { path: string; model: string | undefined };
+      upstreamRequestId: string | undefined;
+      slot: StreamSlot | undefined;
+      timings: ReturnType<typeof timingsFor>;
+    },
+  ): void {
+    const { metrics, log } = this.#options;
+    const { id, names, route, upstreamRequestId, slot } = stream;
+    const startedAt = performance.now();
+    const relay = new Relay(client, head, upstream, upstreamHead, stream.timings, startedAt, (end) => {
+      this.#streams.delete(id);
+      slot?.release(end.clean);
+      metrics.ended.inc({ cause: end.cause, clean: String(end.clean) });
+      if (reapReasons.has(end.cause)) metrics.reaped.inc({ reason: end.cause });
+      metrics.bytes.inc({ direction: 'client_to_upstream' }, end.bytesFromClient);
+      metrics.bytes.inc({ direction: 'upstream_to_client' }, end.bytesFromUpstream);
+      const seconds = (performance.now() - startedAt) / 1000;
+      metrics.streamDuration.observe(seconds);
+      log.info(
+        { stream: id, budget: names[0], cause: end.cause, clean: end.clean, seconds: Math.round(seconds * 10) / 10 },
+        'Ended stream',
+      );
+    });
+    this.#streams.set(id, {
+      info: { id, budgets: names, path: route.path, model: route.model, upstreamRequestId },
+      relay,
+    });
+    log.info({ stream: id, budget: names[0], path: route.path, model: route.model }, 'Admitted stream');
   }
 
   /**
