@@ -203,6 +203,35 @@ describe('Admission', () => {
     assert.ok(waiting.value);
   });
 
+  test('takes a waiter whose client left out of the queue, uncounted', async () => {
+    const clock = new FakeClock();
+    const admission = new Admission(clock);
+    const flux = gate(clock, 'flux', { concurrency: 1 });
+    const held = await admission.admit([flux]);
+    const gone = new AbortController();
+    const waiting = track(admission.admit([flux], gone.signal));
+    const next = track(admission.admit([flux]));
+    gone.abort(new Error('client left'));
+    await settle();
+    assert.equal((waiting.error as Error).message, 'client left');
+    assert.equal(flux.waiting, 1);
+    assert.equal(flux.rejected.concurrency, 0, 'not a rejection');
+    held.release(true);
+    await settle();
+    assert.ok(next.value, 'the next waiter moved up');
+  });
+
+  test('gives the session token back when a stream is cancelled before it starts', async () => {
+    const clock = new FakeClock();
+    const admission = new Admission(clock);
+    const rate = gate(clock, 'rate', { concurrency: 10, newSessionsPerMinute: 0, burst: 1 });
+    const slot = await admission.admit([rate]);
+    assert.equal(rate.blocker(clock.now()), 'session-rate');
+    assert.equal(slot.cancel(clock.now()), true);
+    assert.equal(rate.blocker(clock.now()), undefined);
+    assert.equal(rate.inUse(clock.now()), 0);
+  });
+
   test('rejects waiters and newcomers once closed', async () => {
     const clock = new FakeClock();
     const admission = new Admission(clock);

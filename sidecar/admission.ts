@@ -134,6 +134,11 @@ export class BudgetGate {
     if (!clean) this.#stale.push(now + this.settings.releaseDelayMs);
   }
 
+  /** Returns the session token of a stream that never reached the upstream. */
+  giveBackToken(now: number): void {
+    this.#bucket?.giveBack(now);
+  }
+
   /** Holds `count` slots for the release delay: streams a previous run of the sidecar may have left upstream. */
   holdStale(count: number, now: number): void {
     for (let i = 0; i < count; i++) this.#stale.push(now + this.settings.releaseDelayMs);
@@ -189,6 +194,13 @@ export class StreamSlot {
     this.#onRelease(this, clean);
     return true;
   }
+
+  /** Frees the slot of a stream that never reached the upstream, and gives its session tokens back. */
+  cancel(now: number): boolean {
+    if (!this.release(true)) return false;
+    for (const budget of this.budgets) budget.giveBackToken(now);
+    return true;
+  }
 }
 
 interface Waiter {
@@ -225,8 +237,12 @@ export class Admission {
     return this.#queue.length;
   }
 
-  /** Resolves with a slot in every budget, or rejects with AdmissionRejected. */
-  admit(budgets: readonly BudgetGate[]): Promise<StreamSlot> {
+  /**
+   * Resolves with a slot in every budget, or rejects with AdmissionRejected. An aborted
+   * `signal` takes a waiting stream out of the queue (rejecting with the signal's reason),
+   * uncounted: its client has left.
+   */
+  admit(budgets: readonly BudgetGate[], signal?: AbortSignal): Promise<StreamSlot> {
     const now = this.#clock.now();
     if (this.#closedReason) return Promise.reject(this.#closedReason);
     // Room is handed to waiters the moment it appears, so room now means nobody waits for it.
@@ -239,12 +255,25 @@ export class Admission {
       const [budget, reason] = blocked ?? [full as BudgetGate, 'concurrency' as RejectReason];
       return Promise.reject(this.#rejection(budget, reason, now, 0));
     }
+    if (signal?.aborted) return Promise.reject(signal.reason);
     return new Promise<StreamSlot>((resolve, reject) => {
       const waiter: Waiter = { budgets, enqueuedAt: now, resolve, reject, timer: undefined };
       waiter.timer = this.#clock.setTimer(() => this.#expire(waiter), timeoutMs);
       this.#queue.push(waiter);
       for (const budget of budgets) budget.waiting += 1;
       this.#schedule(now);
+      signal?.addEventListener(
+        'abort',
+        () => {
+          const index = this.#queue.indexOf(waiter);
+          if (index === -1) return;
+          this.#queue.splice(index, 1);
+          this.#leave(waiter, this.#clock.now());
+          reject(signal.reason);
+          this.pump();
+        },
+        { once: true },
+      );
     });
   }
 

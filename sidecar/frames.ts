@@ -56,15 +56,29 @@ export class FrameSplitter {
   /** Payload bytes still to pass through for the data frame in progress. */
   #dataLeft = 0;
   #inMessage = false;
+  #inMessageBeforeError = false;
   #broken = false;
 
   constructor(options: SplitterOptions) {
     this.#options = options;
   }
 
-  /** True between frames: the place where the relay may put a frame of its own. */
+  /** True between frames: the place where the relay may put a control frame of its own. */
   get atBoundary(): boolean {
     return this.#dataLeft === 0 && this.#pending.length === 0;
+  }
+
+  /** True between messages (no fragmented message in progress): the place for a data frame of its own. */
+  get atMessageBoundary(): boolean {
+    return this.atBoundary && !this.#inMessage;
+  }
+
+  /**
+   * After a violation: whether the frames before it ended between messages. The bad
+   * frame's bytes were never passed on, so what went out is whole up to there.
+   */
+  get atMessageBoundaryBeforeError(): boolean {
+    return this.#dataLeft === 0 && !this.#inMessageBeforeError;
   }
 
   /**
@@ -79,6 +93,7 @@ export class FrameSplitter {
     } catch (error) {
       if (!(error instanceof FrameError)) throw error;
       this.#broken = true;
+      this.#inMessageBeforeError = this.#inMessage;
       pieces.push({ kind: 'error', error });
     }
     return pieces;

@@ -118,8 +118,11 @@ export class StreamProxy {
   readonly server: Server;
   readonly #options: ProxyOptions;
   readonly #streams = new Map<string, OpenStream>();
+  /** Dials in progress, each with the way to give it up for a shutdown (the client gets 503). */
+  readonly #dialling = new Set<() => void>();
   readonly #sweeper: NodeJS.Timeout;
   #draining = false;
+  #ending = false;
 
   constructor(options: ProxyOptions) {
     this.#options = options;
@@ -192,15 +195,19 @@ export class StreamProxy {
 
   /** Ends every open stream with CloseStream and close 1012, and resolves when all have ended or `timeoutMs` passed. */
   async endAll(reason: ReapReason, timeoutMs: number): Promise<void> {
+    this.#ending = true;
+    for (const giveUp of [...this.#dialling]) giveUp();
     for (const stream of this.#streams.values()) stream.relay.reap(reason);
     await this.whenIdle(timeoutMs);
     for (const stream of this.#streams.values()) stream.relay.destroy();
   }
 
-  /** Resolves when no stream is open, or after `timeoutMs`. */
+  /** Resolves when no stream is open or being dialled, or after `timeoutMs`. */
   async whenIdle(timeoutMs: number): Promise<void> {
     const deadline = performance.now() + timeoutMs;
-    while (this.#streams.size > 0 && performance.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    while (this.#streams.size + this.#dialling.size > 0 && performance.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 50));
+    }
   }
 
   async close(): Promise<void> {
@@ -258,12 +265,30 @@ export class StreamProxy {
     }
     const names = budgets.map((b) => b.key);
 
+    // A client that leaves while it waits or while the upstream is dialled is noticed at once.
+    const departed = new AbortController();
+    const onGone = () => departed.abort(new Error('the client left'));
+    client.once('end', onGone);
+    client.once('close', onGone);
+    const stopWatching = () => {
+      client.off('end', onGone);
+      client.off('close', onGone);
+    };
+
     let slot: StreamSlot | undefined;
     if (budgets.length > 0) {
       const queuedAt = performance.now();
       try {
-        slot = await admission.admit(budgets.map((b) => b.gate));
+        slot = await admission.admit(
+          budgets.map((b) => b.gate),
+          departed.signal,
+        );
       } catch (error) {
+        stopWatching();
+        if (departed.signal.aborted) {
+          client.destroy();
+          return;
+        }
         if (error instanceof AdmissionRejected) {
           metrics.rejected.inc({ budget: error.budget, reason: error.reason });
           log.info(
@@ -283,17 +308,26 @@ export class StreamProxy {
       }
       const waited = performance.now() - queuedAt;
       if (waited > 1) metrics.queueWait.observe(waited / 1000);
-      // The client may have left while it waited: give the slot back unused.
-      if (client.destroyed || !client.writable) {
-        slot.release(true);
+      if (departed.signal.aborted || client.destroyed) {
+        // Admitted for a client that has left: the stream never starts.
+        stopWatching();
+        slot.cancel(performance.now());
+        client.destroy();
         return;
       }
       for (const name of names) metrics.admitted.inc({ budget: name });
     }
-    await this.#dial(req, client, head, { id, url, route, budgets, names, slot });
+    try {
+      this.#dial(req, client, head, { id, url, route, budgets, names, slot }, departed.signal, stopWatching);
+    } catch (error) {
+      // Nothing was sent upstream (request() refused its arguments): the slot was never used.
+      stopWatching();
+      slot?.cancel(performance.now());
+      throw error;
+    }
   }
 
-  async #dial(
+  #dial(
     req: IncomingMessage,
     client: Socket,
     head: Buffer,
@@ -305,12 +339,15 @@ export class StreamProxy {
       names: string[];
       slot: StreamSlot | undefined;
     },
-  ): Promise<void> {
+    departed: AbortSignal,
+    stopWatching: () => void,
+  ): void {
     const { config, metrics, log } = this.#options;
     const { id, url, route, budgets, names, slot } = stream;
     const upstreamBase = budgets[0]?.upstream ?? this.#options.budgets()[0]?.upstream;
     if (!upstreamBase) {
-      slot?.release(true);
+      stopWatching();
+      slot?.cancel(performance.now());
       this.#refuse(client, 'SLUICE_E_NO_BUDGET', id);
       return;
     }
@@ -318,7 +355,8 @@ export class StreamProxy {
     const basePath = target.pathname.replace(/\/$/, '');
     const headers = this.#upstreamHeaders(req.headers, budgets, target.host);
     if ('error' in headers) {
-      slot?.release(true);
+      stopWatching();
+      slot?.cancel(performance.now());
       log.error({ stream: id, budget: names[0] }, headers.error);
       answer(client, 500, {
         err_code: 'INTERNAL_SERVER_ERROR',
@@ -338,69 +376,98 @@ export class StreamProxy {
       headers: headers.headers,
       servername: secure ? target.hostname : undefined,
     });
+    let connected = false;
+    upstreamRequest.on('socket', (socket) => {
+      socket.once(secure ? 'secureConnect' : 'connect', () => {
+        connected = true;
+      });
+    });
     let settled = false;
     const settle = () => {
       const first = !settled;
       settled = true;
       clearTimeout(timer);
+      departed.removeEventListener('abort', onDeparted);
+      this.#dialling.delete(giveUpForShutdown);
       if (first) metrics.upstreamHandshake.observe((performance.now() - dialledAt) / 1000);
       return first;
     };
-    const timer = setTimeout(() => {
+    /** Gives up the dial: what the upstream may have opened meanwhile keeps its slot. */
+    const abortDial = (answerClient: () => void) => {
       if (!settle()) return;
       upstreamRequest.destroy();
-      metrics.upstreamRejections.inc({ status: 'timeout' });
-      // The upstream may have opened the stream without answering: hold the slot.
-      slot?.release(false);
-      log.warn({ stream: id, budget: names[0] }, 'Upstream handshake timed out');
-      this.#refuse(client, 'SLUICE_E_UPSTREAM_TIMEOUT', id);
+      stopWatching();
+      if (connected) slot?.release(false);
+      else slot?.cancel(performance.now());
+      answerClient();
+    };
+    const onDeparted = () => abortDial(() => client.destroy());
+    departed.addEventListener('abort', onDeparted, { once: true });
+    const giveUpForShutdown = () =>
+      abortDial(() => this.#refuse(client, 'SLUICE_E_SHUTTING_DOWN', id, { 'retry-after': 1 }));
+    this.#dialling.add(giveUpForShutdown);
+    const timer = setTimeout(() => {
+      abortDial(() => {
+        metrics.upstreamRejections.inc({ status: 'timeout' });
+        log.warn({ stream: id, budget: names[0] }, 'Upstream handshake timed out');
+        this.#refuse(client, 'SLUICE_E_UPSTREAM_TIMEOUT', id);
+      });
     }, config.upstreamHandshakeTimeoutMs);
 
     upstreamRequest.on('error', (error: NodeJS.ErrnoException) => {
       if (!settle()) return;
+      stopWatching();
       metrics.upstreamRejections.inc({ status: 'unreachable' });
-      // Nothing was opened upstream: the slot is free.
-      slot?.release(true);
+      // Refused before it connected: nothing was opened. Lost after: the upstream may count it.
+      if (connected) slot?.release(false);
+      else slot?.cancel(performance.now());
       log.warn({ stream: id, budget: names[0], err: error.code ?? error.message }, 'Upstream unreachable');
       this.#refuse(client, 'SLUICE_E_UPSTREAM_UNREACHABLE', id);
     });
 
     upstreamRequest.on('response', (res) => {
       if (!settle()) return;
+      stopWatching();
       // The upstream refused the handshake: relay its status, its dg- headers and its body.
       const status = res.statusCode ?? 502;
       metrics.upstreamRejections.inc({ status: String(status) });
       const chunks: Buffer[] = [];
       let size = 0;
+      let done = false;
+      const finish = (send: () => void) => {
+        if (done) return;
+        done = true;
+        clearTimeout(bodyTimer);
+        slot?.release(true);
+        send();
+      };
+      // A body that never ends must not hold the slot or the client.
+      const bodyTimer = setTimeout(() => {
+        res.destroy();
+        finish(() => this.#refuse(client, 'SLUICE_E_UPSTREAM_UNREACHABLE', id));
+      }, config.closeTimeoutMs);
       res.on('data', (chunk: Buffer) => {
         size += chunk.length;
         if (size <= 64 * 1024) chunks.push(chunk);
       });
-      res.on('end', () => {
-        slot?.release(true);
-        const relayed = ['dg-request-id', 'dg-error', 'retry-after', 'content-type']
-          .filter((h) => res.headers[h] !== undefined)
-          .map((h) => `${h}: ${res.headers[h]}`);
-        log.info({ stream: id, budget: names[0], status }, 'Upstream refused the handshake');
-        if (client.destroyed || !client.writable) return;
-        const body = Buffer.concat(chunks);
-        client.end(
-          Buffer.concat([
-            Buffer.from(
-              [
-                `HTTP/1.1 ${status} ${res.statusMessage ?? statusText(status)}`,
-                ...relayed,
-                `Content-Length: ${body.length}`,
-                'Connection: close',
-              ]
-                .join('\r\n')
-                .concat('\r\n\r\n'),
-            ),
-            body,
-          ]),
-        );
-      });
-      res.on('error', () => slot?.release(true));
+      res.on('error', () => finish(() => this.#refuse(client, 'SLUICE_E_UPSTREAM_UNREACHABLE', id)));
+      res.on('end', () =>
+        finish(() => {
+          const relayed = ['dg-request-id', 'dg-error', 'retry-after', 'content-type']
+            .filter((h) => res.headers[h] !== undefined)
+            .map((h) => `${h}: ${res.headers[h]}`);
+          log.info({ stream: id, budget: names[0], status }, 'Upstream refused the handshake');
+          if (client.destroyed || !client.writable) return;
+          const body = Buffer.concat(chunks);
+          const head = [
+            `HTTP/1.1 ${status} ${res.statusMessage ?? statusText(status)}`,
+            ...relayed,
+            `Content-Length: ${body.length}`,
+            'Connection: close',
+          ];
+          client.end(Buffer.concat([Buffer.from(`${head.join('\r\n')}\r\n\r\n`), body]));
+        }),
+      );
     });
 
     upstreamRequest.on('upgrade', (res, upstream: Socket, upstreamHead: Buffer) => {
@@ -408,10 +475,12 @@ export class StreamProxy {
         upstream.destroy();
         return;
       }
-      if (client.destroyed || !client.writable) {
-        // The client left during the dial: end the upstream stream properly through a relay of nobody.
+      stopWatching();
+      if (client.destroyed || !client.writable || client.readableEnded) {
+        // The client left as the upstream answered: the upstream counts a stream nobody will close.
         upstream.destroy();
         slot?.release(false);
+        client.destroy();
         return;
       }
       const upstreamRequestId = res.headers['dg-request-id'] as string | undefined;
@@ -480,6 +549,8 @@ export class StreamProxy {
       relay,
     });
     log.info({ stream: id, budget: names[0], path: route.path, model: route.model }, 'Admitted stream');
+    // A dial that completed during a shutdown's last phase is ended like the rest.
+    if (this.#ending) relay.reap('shutdown');
   }
 
   /**
@@ -511,6 +582,9 @@ export class StreamProxy {
         return { error: `The API key file ${keyFile} cannot be read` };
       }
       if (key === '') return { error: `The API key file ${keyFile} is empty` };
+      // One printable token: anything else cannot go in a header (and is never echoed).
+      if (!/^[\x21-\x7e]+$/.test(key))
+        return { error: `The API key in ${keyFile} holds characters a header cannot carry` };
       headers.authorization = `Token ${key}`;
       const offered = String(incoming['sec-websocket-protocol'] ?? '')
         .split(',')

@@ -65,9 +65,15 @@ export class Relay {
   #pingSentAt: number | undefined;
   #pongSinceLastPing = true;
   #pingCount = 0;
-  #upstreamClosed = false;
+  /** The upstream sent its close frame: it counts the stream no more. */
+  #upstreamCloseReceived = false;
+  /** CloseStream, or the client's close frame, went upstream: the stream is ending there. */
+  #endingUpstream = false;
+  #closeFrameSentUpstream = false;
   #clientCloseSent = false;
   #clientGone = false;
+  /** We stopped reading the client because the upstream could not keep up: its silence is ours. */
+  #clientPausedByUs = false;
   #cause: RelayEnd['cause'] | undefined;
   #reaping: ReapReason | undefined;
   #cutTimer: NodeJS.Timeout | undefined;
@@ -102,11 +108,15 @@ export class Relay {
     upstream.on('close', () => this.#upstreamSocketClosed());
     if (clientHead.length > 0) this.#clientData(clientHead);
     if (upstreamHead.length > 0) this.#upstreamData(upstreamHead);
+    // A client that left during the handshake left before these listeners.
+    if (client.readableEnded || client.destroyed) this.#clientClosed();
   }
 
   /** Checks the stream's timers; the proxy calls this for every stream a few times a second. */
   tick(now: number): void {
-    if (this.#reaping || this.#ended) return;
+    if (this.#reaping || this.#ended || this.#clientGone || this.#endingUpstream) return;
+    // A client we are not reading (backpressure) cannot be judged idle or deaf.
+    if (this.#clientPausedByUs) return;
     if (now - this.startedAt >= this.#timings.maxStreamMs) {
       this.reap('max-duration');
     } else if (now - this.#lastClientFrameAt >= this.#timings.idleTimeoutMs) {
@@ -133,23 +143,36 @@ export class Relay {
     if (this.#reaping || this.#ended) return;
     this.#reaping = reason;
     this.#cause = reason;
-    this.#finishUpstream(this.#fromClient.atBoundary);
+    if (this.#upstreamCloseReceived) {
+      // The upstream already said its last word: only the client is left to tell.
+      const close = reapCloses[reason];
+      this.#closeClient(close.code, close.reason);
+    }
+    this.#finishUpstream();
   }
 
-  /** Asks the upstream to finish (CloseStream), and cuts it if it does not close in time. */
-  #finishUpstream(atBoundary: boolean): void {
-    if (this.#upstreamClosed) return;
-    // A client that stopped mid-frame leaves nothing well-formed to follow: cut the upstream.
-    if (atBoundary) this.#sendToUpstream(buildFrame(Opcode.text, closeStream, true));
-    else this.#upstream.destroy();
+  /** Asks the upstream to finish (CloseStream) unless it is finishing already, and cuts it if it does not close in time. */
+  #finishUpstream(): void {
+    if (this.#ended) return;
+    if (!this.#upstreamCloseReceived && !this.#endingUpstream) {
+      this.#endingUpstream = true;
+      // CloseStream may only go between messages: a client that stopped mid-message leaves nothing well-formed to follow.
+      if (this.#fromClient.atMessageBoundary) this.#sendToUpstream(buildFrame(Opcode.text, closeStream, true));
+      else this.#upstream.destroy();
+    }
+    this.#armCut();
+  }
+
+  /** An upstream that has been asked to close (or has closed) gets so long to hang up. */
+  #armCut(): void {
     this.#cutTimer ??= setTimeout(() => this.#upstream.destroy(), this.#timings.closeTimeoutMs);
   }
 
-  /** The close the client gets when the upstream's own close is not the last word. */
+  /** Sends the client a close of our own, at a frame boundary; a client mid-frame from a vanished upstream is cut instead. */
   #closeClient(code: number, reason: string): void {
     if (this.#clientCloseSent) return;
     this.#clientCloseSent = true;
-    this.#write(this.#client, this.#upstream, closeFrame(code, reason, false));
+    this.#sendToClient(closeFrame(code, reason, false));
   }
 
   #clientData(chunk: Buffer): void {
@@ -162,7 +185,13 @@ export class Relay {
         this.#reaping = 'protocol-error';
         this.#cause = 'protocol-error';
         this.#closeClient(piece.error.closeCode, `sluice: ${piece.error.message}`.slice(0, 123));
-        this.#finishUpstream(true);
+        if (!this.#upstreamCloseReceived && !this.#endingUpstream) {
+          this.#endingUpstream = true;
+          if (this.#fromClient.atMessageBoundaryBeforeError)
+            this.#sendToUpstream(buildFrame(Opcode.text, closeStream, true));
+          else this.#upstream.destroy();
+        }
+        this.#armCut();
         return;
       }
       if (piece.kind === 'start') sawFrame = true;
@@ -170,7 +199,12 @@ export class Relay {
       else if (piece.header.opcode === Opcode.pong && piece.payload.subarray(0, pingMarker.length).equals(pingMarker)) {
         this.#pongSinceLastPing = true;
       } else {
-        if (piece.header.opcode === Opcode.close) this.#cause ??= 'client-closed';
+        if (piece.header.opcode === Opcode.close) {
+          this.#cause ??= 'client-closed';
+          this.#endingUpstream = true;
+          this.#closeFrameSentUpstream = true;
+          this.#armCut();
+        }
         this.#write(this.#upstream, this.#client, piece.raw);
       }
     }
@@ -194,19 +228,27 @@ export class Relay {
         if (!this.#clientCloseSent) this.#write(this.#client, this.#upstream, piece.raw);
         continue;
       }
-      this.#upstreamClosed = true;
+      this.#upstreamCloseReceived = true;
       this.#cause ??= 'upstream-closed';
+      this.#armCut();
       if (this.#reaping) {
         const close = reapCloses[this.#reaping];
         this.#closeClient(close.code, close.reason);
       } else if (!this.#clientCloseSent) {
         const { code, reason } = parseClose(piece.payload);
-        // 1005 (no status, Flux's normal end) is not a code to send: a normal end is 1000.
-        this.#write(this.#client, this.#upstream, code === undefined ? closeFrame(1000, reason, false) : piece.raw);
         this.#clientCloseSent = true;
+        // Codes that may not travel on the wire: no status (Flux's normal end) is a normal end; the others, an error.
+        if (code === undefined || code === 1005)
+          this.#write(this.#client, this.#upstream, closeFrame(1000, reason, false));
+        else if (code === 1006 || code === 1015 || code === 1004) {
+          this.#write(this.#client, this.#upstream, closeFrame(1011, reason, false));
+        } else this.#write(this.#client, this.#upstream, piece.raw);
       }
-      // Answer the upstream's close as the client would, then let it hang up.
-      if (this.#clientGone || this.#reaping) this.#sendToUpstream(closeFrame(1000, '', true));
+      // Answer the upstream's close as the client would, when the client will not.
+      if ((this.#clientGone || this.#reaping) && !this.#closeFrameSentUpstream) {
+        this.#closeFrameSentUpstream = true;
+        this.#sendToUpstream(closeFrame(1000, '', true));
+      }
     }
     if (this.#fromUpstream.atBoundary) this.#flush(this.#toClient, this.#client, this.#upstream);
   }
@@ -231,7 +273,20 @@ export class Relay {
     if (to.destroyed || !to.writable) return;
     if (!to.write(bytes) && !from.isPaused()) {
       from.pause();
-      to.once('drain', () => from.resume());
+      if (from === this.#client) this.#clientPausedByUs = true;
+      to.once('drain', () => this.#resume(from));
+    }
+  }
+
+  #resume(from: Socket): void {
+    from.resume();
+    if (from === this.#client && this.#clientPausedByUs) {
+      this.#clientPausedByUs = false;
+      // Time spent unread does not count against the client.
+      const now = performance.now();
+      this.#lastClientFrameAt = now;
+      this.#pingSentAt = now;
+      this.#pongSinceLastPing = true;
     }
   }
 
@@ -239,26 +294,31 @@ export class Relay {
     if (this.#ended || this.#clientGone) return;
     if (!this.#clientCloseSent && !this.#reaping && this.#cause === undefined) this.#cause = 'client-gone';
     this.#clientGone = true;
+    // Its socket will never drain: read the upstream again, to see its close.
+    this.#resume(this.#upstream);
     // A client that left without its close handshake leaves a stream the upstream still counts: finish it.
-    if (!this.#upstreamClosed) this.#finishUpstream(this.#fromClient.atBoundary);
+    if (!this.#upstreamCloseReceived) this.#finishUpstream();
   }
 
   #upstreamSocketClosed(): void {
     if (this.#ended) return;
     this.#ended = true;
     clearTimeout(this.#cutTimer);
+    this.#resume(this.#client);
     if (this.#reaping) {
       const close = reapCloses[this.#reaping];
       this.#closeClient(close.code, close.reason);
-    } else if (!this.#upstreamClosed) {
+    } else if (!this.#upstreamCloseReceived) {
       this.#cause ??= 'upstream-lost';
       this.#closeClient(1011, 'sluice: the upstream connection was lost');
     }
-    this.#client.end();
+    // A close still waiting for a frame boundary never gets one: the upstream is gone mid-frame.
+    if (this.#toClient.length > 0) this.#client.destroy();
+    else this.#client.end();
     // A client that never answers our close must not hold its socket forever.
     setTimeout(() => this.#client.destroy(), this.#timings.closeTimeoutMs).unref();
     this.#onEnd({
-      clean: this.#upstreamClosed,
+      clean: this.#upstreamCloseReceived,
       cause: this.#cause ?? 'upstream-closed',
       bytesFromClient: this.bytesFromClient,
       bytesFromUpstream: this.bytesFromUpstream,
