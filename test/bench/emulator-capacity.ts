@@ -5,13 +5,13 @@
  */
 
 import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { freePorts } from '../cluster/control-plane.js';
-import { ManagedProcess, repoRoot } from '../cluster/process.js';
+import { repoRoot } from '../cluster/process.js';
 import { waitFor } from '../support/wait.js';
+import { startBenchEmulator } from './bench-emulator.js';
 import { cpuSeconds } from './proc.js';
 
 const run = promisify(execFile);
@@ -22,32 +22,9 @@ const steps = [500, 1000, 1500, 2000, 2250, 2500, 3000, 3500, 4000];
 
 export async function emulatorCapacity(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'sluice-bench-'));
-  const config = join(dir, 'emulator.yaml');
-  writeFileSync(
-    config,
-    'projects:\n  - {id: bench, keys: [bench-key], maxConcurrentStreams: 1000000, enforce: false}\nflux: {idleTimeoutSeconds: 60}\n',
-  );
-  const [port] = (await freePorts(1)) as [number];
-  const emulator = new ManagedProcess({
-    name: 'emulator',
-    command: 'taskset',
-    args: [
-      '-c',
-      '0',
-      process.execPath,
-      '--import',
-      'tsx',
-      'test/emulator/main.ts',
-      '--port',
-      String(port),
-      '--config',
-      config,
-    ],
-    logFile: join(dir, 'emulator.log'),
-  });
+  const { port, process: emulator } = await startBenchEmulator(dir, { core: 0, flux: { idleTimeoutSeconds: 60 } });
   const base = `http://127.0.0.1:${port}`;
   try {
-    await waitFor('the emulator to listen', () => fetch(`${base}/stats`).then((r) => r.ok), { timeoutMs: 20_000 });
     console.log(
       '\nEmulator capacity: Flux-like streams (80 ms frames of 2,560 bytes, real time); emulator on core 0, load on core 1',
     );

@@ -13,6 +13,7 @@ import { promisify } from 'node:util';
 import { freePorts } from '../cluster/control-plane.js';
 import { ManagedProcess, repoRoot } from '../cluster/process.js';
 import { waitFor } from '../support/wait.js';
+import { startBenchEmulator } from './bench-emulator.js';
 import { cpuSeconds, rssBytes } from './proc.js';
 
 const run = promisify(execFile);
@@ -196,34 +197,12 @@ async function measure(relay: Relay | undefined, url: string, streams: number, s
 
 export async function relayLatency(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'sluice-bench-relay-'));
-  const config = join(dir, 'emulator.yaml');
-  writeFileSync(
-    config,
-    'projects:\n  - {id: bench, keys: [bench-key], maxConcurrentStreams: 1000000, enforce: false}\nflux: {idleTimeoutSeconds: 600, updateIntervalSeconds: 0.08}\n',
-  );
-  const [emulatorPort] = (await freePorts(1)) as [number];
-  const emulator = new ManagedProcess({
-    name: 'emulator',
-    command: 'taskset',
-    args: [
-      '-c',
-      '0',
-      process.execPath,
-      '--import',
-      'tsx',
-      'test/emulator/main.ts',
-      '--port',
-      String(emulatorPort),
-      '--config',
-      config,
-    ],
-    logFile: join(dir, 'emulator.log'),
+  const { port: emulatorPort, process: emulator } = await startBenchEmulator(dir, {
+    core: 0,
+    flux: { idleTimeoutSeconds: 600, updateIntervalSeconds: 0.08 },
   });
   const relays: Relay[] = [];
   try {
-    await waitFor('the emulator to listen', () => fetch(`http://127.0.0.1:${emulatorPort}/stats`).then((r) => r.ok), {
-      timeoutMs: 20_000,
-    });
     const sidecar = await startSidecar(dir, emulatorPort);
     relays.push(sidecar);
     const nginx = await startNginx(dir, emulatorPort);
