@@ -1,12 +1,13 @@
 /**
  * What the sidecar adds to each audio frame's round trip, next to nginx (a WebSocket
- * reverse proxy, the reference) and to no relay at all. Flux-like streams send an 80 ms
+ * reverse proxy, the reference), a bare Node TCP pipe (the floor of any Node relay) and
+ * no relay at all. Flux-like streams send an 80 ms
  * frame of 2,560 bytes every 80 ms; the emulator answers every frame. The emulator and
  * the load run on core 0, the relay alone on core 1. Printed: added latency p50/p99, the
  * relay's CPU time per 1,000 frames and its resident memory per open stream.
  */
 import { execFile } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -109,6 +110,42 @@ spec:
   };
 }
 
+/**
+ * The least any Node relay can cost: a TCP pipe that neither parses nor checks anything.
+ * The gap between it and nginx is Node's own I/O; the gap between it and the sidecar, ours.
+ */
+async function startNodePipe(dir: string, emulatorPort: number): Promise<Relay> {
+  const [port] = (await freePorts(1)) as [number];
+  const script = join(dir, 'pipe.mjs');
+  writeFileSync(
+    script,
+    `import net from 'node:net';
+net.createServer({ noDelay: true }, (client) => {
+  const upstream = net.connect({ port: ${emulatorPort}, host: '127.0.0.1', noDelay: true });
+  client.pipe(upstream).on('error', () => client.destroy());
+  upstream.pipe(client).on('error', () => upstream.destroy());
+  client.on('error', () => upstream.destroy());
+  upstream.on('error', () => client.destroy());
+}).listen(${port}, '127.0.0.1', () => console.log('listening'));
+`,
+  );
+  const pipe = new ManagedProcess({
+    name: 'node pipe',
+    command: 'taskset',
+    args: ['-c', '1', process.execPath, script],
+    logFile: join(dir, `pipe-${port}.log`),
+  });
+  await waitFor('the pipe to listen', () => readFileSync(join(dir, `pipe-${port}.log`), 'utf8').includes('listening'), {
+    timeoutMs: 10_000,
+  });
+  return {
+    name: 'node TCP pipe (floor)',
+    url: `ws://127.0.0.1:${port}${flux}`,
+    pids: () => [pipe.pid as number],
+    stop: () => pipe.stop(),
+  };
+}
+
 async function startNginx(dir: string, emulatorPort: number): Promise<Relay | undefined> {
   const nginx = nginxBinary();
   if (!nginx) return undefined;
@@ -202,14 +239,21 @@ export async function relayLatency(): Promise<void> {
     flux: { idleTimeoutSeconds: 600, updateIntervalSeconds: 0.08 },
   });
   const relays: Relay[] = [];
-  try {
-    const sidecar = await startSidecar(dir, emulatorPort);
-    relays.push(sidecar);
+  // Each relay starts afresh for each stream count, so that memory per stream is not blurred by an earlier run's garbage.
+  const startRelays = async () => {
+    relays.push(await startSidecar(dir, emulatorPort));
+    relays.push(await startNodePipe(dir, emulatorPort));
     const nginx = await startNginx(dir, emulatorPort);
     if (nginx) relays.push(nginx);
     else console.log('nginx is not installed (npm run setup installs it): the reference column is missing.');
-
+  };
+  const stopRelays = async () => {
+    for (const relay of relays.splice(0)) await relay.stop();
+  };
+  try {
     for (const streams of [150, 1000]) {
+      await stopRelays();
+      await startRelays();
       console.log(
         `\nRelay round trip: ${streams} Flux-like streams, 80 ms frames of 2,560 bytes, an answer to every frame; emulator and load on core 0, relay on core 1`,
       );
@@ -249,7 +293,7 @@ export async function relayLatency(): Promise<void> {
       }
     }
   } finally {
-    for (const relay of relays) await relay.stop();
+    await stopRelays();
     await emulator.stop();
     rmSync(dir, { recursive: true, force: true });
   }
