@@ -214,8 +214,6 @@ interface Waiter {
 export interface AdmissionEvents {
   /** A second release of one slot: a bug, counted so that it shows. */
   doubleRelease?(): void;
-  /** A stream left the queue, admitted or not, after waiting this long. */
-  dequeued?(waitedMs: number): void;
 }
 
 /** Admits streams against their budgets, in FIFO order per budget. */
@@ -268,7 +266,7 @@ export class Admission {
           const index = this.#queue.indexOf(waiter);
           if (index === -1) return;
           this.#queue.splice(index, 1);
-          this.#leave(waiter, this.#clock.now());
+          this.#leave(waiter);
           reject(signal.reason);
           this.pump();
         },
@@ -291,7 +289,7 @@ export class Admission {
         remaining.push(waiter);
         continue;
       }
-      this.#leave(waiter, now);
+      this.#leave(waiter);
       waiter.resolve(this.#take(waiter.budgets, now));
     }
     this.#queue = remaining;
@@ -301,9 +299,8 @@ export class Admission {
   /** Rejects everything waiting and everything to come with `reason` (shutting down). */
   close(reason: Error): void {
     this.#closedReason = reason;
-    const now = this.#clock.now();
     for (const waiter of this.#queue) {
-      this.#leave(waiter, now);
+      this.#leave(waiter);
       waiter.reject(reason);
     }
     this.#queue = [];
@@ -339,10 +336,9 @@ export class Admission {
     return new AdmissionRejected(reason, budget.name, budget.retryAfterSeconds(reason, now), waitedMs);
   }
 
-  #leave(waiter: Waiter, now: number): void {
+  #leave(waiter: Waiter): void {
     this.#clock.clearTimer(waiter.timer);
     for (const budget of waiter.budgets) budget.waiting -= 1;
-    this.#events.dequeued?.(now - waiter.enqueuedAt);
   }
 
   #expire(waiter: Waiter): void {
@@ -350,7 +346,7 @@ export class Admission {
     if (index === -1) return;
     this.#queue.splice(index, 1);
     const now = this.#clock.now();
-    this.#leave(waiter, now);
+    this.#leave(waiter);
     const [budget, reason] = this.#firstBlocker(waiter.budgets, now) ?? [
       waiter.budgets[0] as BudgetGate,
       'concurrency',
