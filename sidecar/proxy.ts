@@ -8,7 +8,14 @@
  */
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { createServer, type IncomingHttpHeaders, type IncomingMessage, request, type Server } from 'node:http';
+import {
+  createServer,
+  type IncomingHttpHeaders,
+  type IncomingMessage,
+  request,
+  type Server,
+  STATUS_CODES,
+} from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -87,20 +94,7 @@ function answer(socket: Duplex, status: number, body: unknown, headers: Record<s
 }
 
 function statusText(status: number): string {
-  const texts: Record<number, string> = {
-    400: 'Bad Request',
-    403: 'Forbidden',
-    404: 'Not Found',
-    408: 'Request Timeout',
-    431: 'Request Header Fields Too Large',
-    426: 'Upgrade Required',
-    429: 'Too Many Requests',
-    500: 'Internal Server Error',
-    502: 'Bad Gateway',
-    503: 'Service Unavailable',
-    504: 'Gateway Timeout',
-  };
-  return texts[status] ?? 'Error';
+  return STATUS_CODES[status] ?? 'Error';
 }
 
 /** What is wrong with an upgrade request, if anything (RFC 6455 section 4.2.1). */
