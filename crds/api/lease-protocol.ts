@@ -1,0 +1,87 @@
+/**
+ * The lease protocol's shared rules: what the operator and the sidecar must agree on
+ * about StreamLeases (names, labels, the finalizer, timings). Both import these; neither
+ * keeps a copy.
+ */
+import { createHash } from 'node:crypto';
+import type { StreamBudget, StreamLease, StreamLeaseSpecGrant } from './generated.js';
+
+export const group = 'sluice.dev';
+export const version = 'v1alpha1';
+export const apiVersion = `${group}/${version}`;
+export const budgetsPlural = 'streambudgets';
+export const leasesPlural = 'streamleases';
+
+/** Holds a lease (and so the record of its slots) until its slots are surely free upstream. */
+export const slotsHeldFinalizer = 'sluice.dev/slots-held';
+/** Labels every lease carries, so a sidecar can watch only its own and the operator only a budget's. */
+export const budgetLabel = 'sluice.dev/budget';
+export const podUidLabel = 'sluice.dev/pod-uid';
+export const podNameLabel = 'sluice.dev/pod';
+/** The field manager the operator and the sidecar write as. */
+export const operatorManager = 'sluice-operator';
+export const sidecarManager = 'sluice-sidecar';
+
+/**
+ * The lease name for a pod and a budget. Derived from budget, pod name and pod UID, so a
+ * pod recreated under the same name never inherits a lease; shortened with a hash when
+ * it would pass the 253-character limit of a name.
+ */
+export function leaseName(budgetName: string, podName: string, podUID: string): string {
+  const uid = podUID.replace(/[^a-z0-9]/g, '').slice(0, 8);
+  const plain = `${budgetName}.${podName}.${uid}`;
+  if (plain.length <= 253) return plain;
+  const hash = createHash('sha256').update(`${budgetName}/${podName}/${podUID}`).digest('hex').slice(0, 16);
+  return `${budgetName.slice(0, 100)}.${podName.slice(0, 100)}.${hash}`;
+}
+
+/** Label values are at most 63 characters; longer names are cut and hashed. */
+export function labelValue(value: string): string {
+  if (value.length <= 63) return value;
+  const hash = createHash('sha256').update(value).digest('hex').slice(0, 10);
+  return `${value.slice(0, 52)}-${hash}`.replace(/[^A-Za-z0-9]+-/, '-');
+}
+
+export interface LeaseTimings {
+  leaseDurationMs: number;
+  /** The sidecar fences this long after its last successful status write was sent. */
+  fenceAfterMs: number;
+  /** The operator calls a lease stale this long after it last observed a status change. */
+  staleAfterMs: number;
+  /** A sidecar's heartbeat when nothing changed. */
+  heartbeatMs: number;
+  /** The shortest gap between two heartbeats that carry a change (acks are never held back). */
+  minHeartbeatGapMs: number;
+}
+
+/**
+ * Timings of a budget's leases. The fence comes a margin before the lease duration, the
+ * stale verdict a margin after it: since a write is observed only after it was sent, a
+ * sidecar always fences before the operator could call it stale, even with clocks that
+ * run at slightly different rates.
+ */
+export function leaseTimings(budget: Pick<StreamBudget, 'spec'>): LeaseTimings {
+  const leaseDurationMs = budget.spec.allocation.leaseDurationSeconds * 1000;
+  const margin = Math.min(2000, Math.max(250, leaseDurationMs / 6));
+  return {
+    leaseDurationMs,
+    fenceAfterMs: leaseDurationMs - margin,
+    staleAfterMs: leaseDurationMs + margin,
+    heartbeatMs: leaseDurationMs / 3,
+    minHeartbeatGapMs: Math.min(1000, leaseDurationMs / 6),
+  };
+}
+
+/** True when the sidecar has acknowledged the lease's current grant. */
+export function acknowledged(lease: Pick<StreamLease, 'spec' | 'status'>): boolean {
+  return lease.status?.observedEpoch === lease.spec.epoch;
+}
+
+/** Grants compare by their three figures. */
+export function sameGrant(a: StreamLeaseSpecGrant | undefined, b: StreamLeaseSpecGrant | undefined): boolean {
+  return (
+    (a?.concurrency ?? 0) === (b?.concurrency ?? 0) &&
+    a?.newSessionsPerMinute === b?.newSessionsPerMinute &&
+    (a?.burst ?? 0) === (b?.burst ?? 0)
+  );
+}

@@ -1,0 +1,193 @@
+/**
+ * What the operator remembers about one budget's leases between reconciles: when it last
+ * saw each lease's status change (staleness is measured on its own monotonic clock), when
+ * pods went, which grants it wrote that its cache does not show yet, smoothed demand, and
+ * session capacity given up less than a minute ago. Pure: the caller passes the time.
+ * Everything here may be forgotten (a restart or failover starts a new book); the rules
+ * err on the safe side when it is.
+ */
+import type { Grant, Member, MemberPhase } from './allocate.js';
+
+/** A lease as read from the cache, reduced to what the allocation needs. */
+export interface ObservedLease {
+  name: string;
+  spec: Grant;
+  epoch: number;
+  status?: {
+    observedEpoch?: number;
+    grant?: Partial<Grant>;
+    inUse?: number;
+    demand?: number;
+    heartbeatTime?: string;
+  };
+  /** Anything in status, so that any change counts as a sign of life. */
+  statusFingerprint: string;
+}
+
+export interface BookTimings {
+  /** A lease whose status has not changed for this long is stale. */
+  staleAfterMs: number;
+  /** How long slots of a pod that went stay counted: the upstream's release delay. */
+  releaseDelayMs: number;
+  /** How much longer for a pod that was stale when it went: it may still be streaming. */
+  staleGoneHoldMs: number;
+  /** Demand falls by half in this time when it drops; it rises at once. */
+  demandHalfLifeMs: number;
+}
+
+/** A pod as the budget sees it now, or `gone` for a lease whose pod has vanished. */
+export interface Candidate {
+  name: string;
+  phase: MemberPhase;
+  lease?: ObservedLease;
+}
+
+interface Record {
+  fingerprint: string;
+  changedAt: number;
+  smoothedDemand: number;
+  demandAt: number;
+  goneAt?: number;
+  goneStale?: boolean;
+  pending?: { epoch: number; grant: Grant };
+  sessionHolds: { amount: number; until: number }[];
+  lastSessions?: number;
+  lastAckEpoch?: number;
+}
+
+export class LeaseBook {
+  readonly timings: BookTimings;
+  readonly #records = new Map<string, Record>();
+
+  constructor(timings: BookTimings) {
+    this.timings = timings;
+  }
+
+  /** Turns what the cache shows now into the allocation's members, updating what the book remembers. */
+  members(candidates: readonly Candidate[], now: number): Member[] {
+    const seen = new Set<string>();
+    const members: Member[] = [];
+    for (const candidate of candidates) {
+      seen.add(candidate.name);
+      members.push(this.#member(candidate, now));
+    }
+    for (const name of this.#records.keys()) if (!seen.has(name)) this.#records.delete(name);
+    return members;
+  }
+
+  /** Leases of pods that went whose slots are now surely free: their finalizer may go. */
+  releasable(now: number): string[] {
+    const names: string[] = [];
+    for (const [name, record] of this.#records) {
+      if (record.goneAt === undefined) continue;
+      const hold = this.timings.releaseDelayMs + (record.goneStale ? this.timings.staleGoneHoldMs : 0);
+      if (now - record.goneAt >= hold) names.push(name);
+    }
+    return names;
+  }
+
+  /** When the next hold ends, so the caller can come back then. */
+  nextRelease(now: number): number | undefined {
+    let next: number | undefined;
+    for (const record of this.#records.values()) {
+      if (record.goneAt === undefined) continue;
+      const at = record.goneAt + this.timings.releaseDelayMs + (record.goneStale ? this.timings.staleGoneHoldMs : 0);
+      next = next === undefined ? at : Math.min(next, at);
+    }
+    return next === undefined ? undefined : Math.max(0, next - now);
+  }
+
+  /** A grant the operator wrote: it counts until the cache shows that epoch. */
+  wrote(name: string, epoch: number, grant: Grant, now: number): void {
+    const record = this.#record(name, now);
+    record.pending = { epoch, grant };
+  }
+
+  /** Forgets a pending write that failed (a conflict: the cache will bring the truth). */
+  writeFailed(name: string): void {
+    const record = this.#records.get(name);
+    if (record) record.pending = undefined;
+  }
+
+  #record(name: string, now: number): Record {
+    let record = this.#records.get(name);
+    if (!record) {
+      // First sight (or a new book after a restart) counts as a sign of life: a lease
+      // becomes stale only a full lease duration after this operator started watching it.
+      record = { fingerprint: '', changedAt: now, smoothedDemand: 0, demandAt: now, sessionHolds: [] };
+      this.#records.set(name, record);
+    }
+    return record;
+  }
+
+  #member(candidate: Candidate, now: number): Member {
+    const record = this.#record(candidate.name, now);
+    const lease = candidate.lease;
+    if (lease && lease.statusFingerprint !== record.fingerprint) {
+      record.fingerprint = lease.statusFingerprint;
+      record.changedAt = now;
+    }
+    const stale = lease !== undefined && now - record.changedAt > this.timings.staleAfterMs;
+    if (candidate.phase === 'gone') {
+      if (record.goneAt === undefined) {
+        record.goneAt = now;
+        record.goneStale = stale;
+      }
+    } else {
+      record.goneAt = undefined;
+    }
+
+    let spec = lease?.spec ?? { concurrency: 0 };
+    let epoch = lease?.epoch ?? 0;
+    if (record.pending) {
+      if (lease && lease.epoch >= record.pending.epoch) record.pending = undefined;
+      else ({ grant: spec, epoch } = record.pending);
+    }
+
+    const status = lease?.status;
+    const ack =
+      status?.observedEpoch !== undefined
+        ? {
+            epoch: status.observedEpoch,
+            grant: {
+              concurrency: status.grant?.concurrency ?? 0,
+              ...(status.grant?.newSessionsPerMinute !== undefined && {
+                newSessionsPerMinute: status.grant.newSessionsPerMinute,
+              }),
+              ...(status.grant?.burst !== undefined && { burst: status.grant.burst }),
+            },
+          }
+        : undefined;
+
+    // Session capacity a pod acknowledged giving up stays reserved for a minute: starts
+    // made under the old rate are still inside the upstream's 60 s window.
+    const sessions = ack ? (ack.grant.newSessionsPerMinute ?? 0) + (ack.grant.burst ?? 0) : undefined;
+    if (ack && ack.epoch !== record.lastAckEpoch) {
+      if (record.lastSessions !== undefined && sessions !== undefined && sessions < record.lastSessions) {
+        record.sessionHolds.push({ amount: record.lastSessions, until: now + 60_000 });
+      }
+      record.lastAckEpoch = ack.epoch;
+      record.lastSessions = sessions;
+    }
+    record.sessionHolds = record.sessionHolds.filter((h) => h.until > now);
+    const sessionHold = Math.max(0, ...record.sessionHolds.map((h) => h.amount));
+
+    const reported = Math.max(status?.demand ?? 0, status?.inUse ?? 0);
+    const decay = 0.5 ** ((now - record.demandAt) / this.timings.demandHalfLifeMs);
+    record.smoothedDemand = Math.max(reported, record.smoothedDemand * decay);
+    record.demandAt = now;
+
+    return {
+      name: candidate.name,
+      phase: candidate.phase,
+      hasLease: lease !== undefined || record.pending !== undefined,
+      spec,
+      epoch,
+      ...(ack && { ack }),
+      inUse: status?.inUse ?? 0,
+      demand: Math.floor(record.smoothedDemand + 0.5),
+      stale,
+      ...(sessionHold > 0 && { sessionHold }),
+    };
+  }
+}
