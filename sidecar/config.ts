@@ -1,6 +1,8 @@
 /**
  * The sidecar's configuration, from environment variables, validated at start: any
  * problem is reported with the variable's name and the process exits with code 2.
+ * Two modes: standalone (a budget file, no Kubernetes) or Kubernetes (the pod's name,
+ * namespace and UID from the downward API; budgets and grants from the API server).
  */
 
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
@@ -10,13 +12,24 @@ export interface Address {
   port: number;
 }
 
+/** The pod the sidecar runs in (Kubernetes mode). */
+export interface PodIdentity {
+  name: string;
+  namespace: string;
+  uid: string;
+}
+
 export interface SidecarConfig {
+  /** standalone: enforce the budget file alone; kubernetes: enforce the grants of the pod's StreamLeases. */
+  mode: 'standalone' | 'kubernetes';
   /** The proxy: applications point their SDK here. */
   listen: Address;
   /** Health, readiness, metrics and /streams. */
   adminListen: Address;
-  /** StreamBudget manifests to enforce alone (standalone mode). */
+  /** StreamBudget manifests to enforce alone (standalone mode; '' in Kubernetes mode). */
   budgetFile: string;
+  /** The pod, in Kubernetes mode. */
+  pod: PodIdentity | undefined;
   /** A file holding the provider's API key; overrides the budgets' secret references. */
   apiKeyFile: string | undefined;
   /** Where the Secrets named by budgets' apiKeySecretRef are mounted: <dir>/<secret>/<key>. */
@@ -80,13 +93,31 @@ export function readSidecarConfig(env: NodeJS.ProcessEnv): SidecarConfig {
   };
 
   const budgetFile = env.SLUICE_BUDGET_FILE ?? '';
-  if (budgetFile === '') {
-    problems.push('SLUICE_BUDGET_FILE: is required: a YAML file with the StreamBudgets to enforce');
+  const podVariables = ['POD_NAME', 'POD_NAMESPACE', 'POD_UID'] as const;
+  const podSet = podVariables.filter((name) => (env[name] ?? '') !== '');
+  let pod: PodIdentity | undefined;
+  if (budgetFile !== '' && podSet.length > 0) {
+    problems.push(
+      `SLUICE_BUDGET_FILE: cannot be combined with ${podSet.join(', ')}: set the budget file (standalone) or POD_NAME, POD_NAMESPACE and POD_UID (Kubernetes), not both`,
+    );
+  } else if (podSet.length > 0 && podSet.length < podVariables.length) {
+    const missing = podVariables.filter((name) => !podSet.includes(name));
+    problems.push(
+      `${missing.join(', ')}: ${missing.length > 1 ? 'are' : 'is'} required with ${podSet.join(', ')} (Kubernetes mode needs all three, from the downward API)`,
+    );
+  } else if (podSet.length === podVariables.length) {
+    pod = { name: env.POD_NAME as string, namespace: env.POD_NAMESPACE as string, uid: env.POD_UID as string };
+  } else if (budgetFile === '') {
+    problems.push(
+      'SLUICE_BUDGET_FILE: is required: a YAML file with the StreamBudgets to enforce (or, in Kubernetes, set POD_NAME, POD_NAMESPACE and POD_UID)',
+    );
   }
   const config: SidecarConfig = {
+    mode: pod ? 'kubernetes' : 'standalone',
     listen: address('SLUICE_LISTEN', '127.0.0.1:8080'),
     adminListen: address('SLUICE_ADMIN_LISTEN', '0.0.0.0:9090'),
     budgetFile,
+    pod,
     apiKeyFile: env.SLUICE_API_KEY_FILE || undefined,
     secretsDir: env.SLUICE_SECRETS_DIR || '/var/run/secrets/sluice',
     logLevel: oneOf('SLUICE_LOG_LEVEL', 'info', levels),

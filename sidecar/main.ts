@@ -2,10 +2,13 @@
 /**
  * sluice-sidecar: the per-pod proxy that enforces the pod's share of its budgets.
  * Configuration comes from the environment (see the README); anything wrong exits 2.
+ * Standalone, it enforces a budget file alone; in a pod (POD_NAME, POD_NAMESPACE,
+ * POD_UID), the grants the operator writes into the pod's StreamLeases.
  * SIGTERM drains: readiness goes false, nothing new is admitted, open streams get the
  * grace period, then CloseStream and close 1012; the process exits 0.
  */
 import { readFileSync } from 'node:fs';
+import { KubeConfig } from '@kubernetes/client-node';
 import { pino } from 'pino';
 import { InvalidManifestError, parseStreamBudgets, type StreamBudget } from '../crds/api/index.js';
 import pkg from '../package.json' with { type: 'json' };
@@ -30,23 +33,37 @@ try {
   throw error;
 }
 
-let manifests: StreamBudget[];
-try {
-  manifests = parseStreamBudgets(readFileSync(config.budgetFile, 'utf8'), config.budgetFile);
-} catch (error) {
-  if (error instanceof InvalidManifestError) exitWith(`SLUICE_BUDGET_FILE: ${error.message}`);
-  exitWith(`SLUICE_BUDGET_FILE: cannot read ${config.budgetFile}: ${(error as Error).message}`);
+let manifests: StreamBudget[] = [];
+if (config.mode === 'standalone') {
+  try {
+    manifests = parseStreamBudgets(readFileSync(config.budgetFile, 'utf8'), config.budgetFile);
+  } catch (error) {
+    if (error instanceof InvalidManifestError) exitWith(`SLUICE_BUDGET_FILE: ${error.message}`);
+    exitWith(`SLUICE_BUDGET_FILE: cannot read ${config.budgetFile}: ${(error as Error).message}`);
+  }
+}
+
+let kubeConfig: KubeConfig | undefined;
+if (config.mode === 'kubernetes') {
+  try {
+    kubeConfig = new KubeConfig();
+    kubeConfig.loadFromDefault();
+  } catch (error) {
+    exitWith(`Cannot load the Kubernetes client configuration: ${(error as Error).message}`);
+  }
 }
 
 const log = pino({ level: config.logLevel, base: { component: 'sluice-sidecar' } });
 let sidecar: Sidecar;
 try {
-  sidecar = await startSidecar(config, manifests, log);
+  sidecar = await startSidecar(config, manifests, log, { kubeConfig });
 } catch (error) {
   exitWith(`Cannot listen: ${(error as Error).message}`);
 }
 log.info(
   {
+    mode: config.mode,
+    pod: config.pod?.name,
     proxy: `${config.listen.host}:${sidecar.proxyPort}`,
     admin: `${config.adminListen.host}:${sidecar.adminPort}`,
     budgets: sidecar.budgets.map((b) => b.key),

@@ -18,6 +18,9 @@ export class SidecarMetrics {
   readonly bytes: Counter<'direction'>;
   readonly doubleReleases: Counter;
   readonly clientErrors: Counter<'code'>;
+  readonly leaseWrites: Counter<'budget' | 'result'>;
+  readonly fenced: Gauge<'budget'>;
+  readonly grantEpoch: Gauge<'budget'>;
 
   constructor(budgets: () => readonly EnforcedBudget[], queued: () => number) {
     const registers = [this.registry];
@@ -124,6 +127,24 @@ export class SidecarMetrics {
       name: 'sluice_sidecar_client_errors_total',
       help: 'Requests refused as malformed or unserviceable, by error code.',
       labelNames: ['code'],
+      registers,
+    });
+    this.leaseWrites = new Counter({
+      name: 'sluice_sidecar_lease_status_writes_total',
+      help: 'StreamLease status writes (acknowledgements and heartbeats), by result (ok, error, not-found).',
+      labelNames: ['budget', 'result'],
+      registers,
+    });
+    this.fenced = new Gauge({
+      name: 'sluice_sidecar_fenced',
+      help: '1 while the budget is fenced: no status write succeeded within the fence time, so nothing new is admitted.',
+      labelNames: ['budget'],
+      registers,
+    });
+    this.grantEpoch = new Gauge({
+      name: 'sluice_sidecar_grant_epoch',
+      help: 'The epoch of the StreamLease grant in force (the last one put in force and acknowledged).',
+      labelNames: ['budget'],
       registers,
     });
   }

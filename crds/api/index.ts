@@ -4,8 +4,10 @@
  * Imported by the operator and the sidecar alike.
  */
 export * from './generated.js';
+export * from './lease-protocol.js';
 export { InvalidManifestError, parseStreamBudgets } from './manifests.js';
 export type { JSONSchema, ValidationRule } from './schema.js';
+export { selects } from './selector.js';
 export {
   applyDefaults,
   type FieldError,

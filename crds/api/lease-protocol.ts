@@ -6,12 +6,6 @@
 import { createHash } from 'node:crypto';
 import type { StreamBudget, StreamLease, StreamLeaseSpecGrant } from './generated.js';
 
-export const group = 'sluice.dev';
-export const version = 'v1alpha1';
-export const apiVersion = `${group}/${version}`;
-export const budgetsPlural = 'streambudgets';
-export const leasesPlural = 'streamleases';
-
 /** Holds a lease (and so the record of its slots) until its slots are surely free upstream. */
 export const slotsHeldFinalizer = 'sluice.dev/slots-held';
 /** Labels every lease carries, so a sidecar can watch only its own and the operator only a budget's. */

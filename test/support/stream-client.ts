@@ -31,7 +31,15 @@ export interface Refusal {
   body: string;
 }
 
-/** Opens a stream; rejects if the handshake fails. */
+/** A handshake answered with an HTTP status instead of 101. */
+export class HandshakeRefused extends Error {
+  constructor(readonly refusal: Refusal) {
+    super(`handshake refused with ${refusal.status}`);
+    this.name = 'HandshakeRefused';
+  }
+}
+
+/** Opens a stream; rejects if the handshake fails (with HandshakeRefused when it was answered). */
 export function openStream(url: string, options: StreamOptions = {}): Promise<OpenedStream> {
   const ws = new WebSocket(url, options.protocols ?? [], {
     headers: options.headers,
@@ -68,9 +76,14 @@ export function openStream(url: string, options: StreamOptions = {}): Promise<Op
       );
     });
     ws.once('unexpected-response', (_req, res) => {
-      reject(new Error(`handshake refused with ${res.statusCode}`));
-      res.resume();
-      ws.terminate();
+      let body = '';
+      res.on('data', (chunk) => {
+        body += chunk;
+      });
+      res.on('end', () => {
+        ws.terminate();
+        reject(new HandshakeRefused({ status: res.statusCode ?? 0, headers: res.headers, body }));
+      });
     });
     ws.once('error', reject);
   });

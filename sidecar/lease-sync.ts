@@ -1,0 +1,960 @@
+/**
+ * Lease sync: the sidecar's side of the lease protocol in Kubernetes mode. It watches
+ * the namespace's StreamBudgets, its own Pod (for its labels) and its own StreamLeases,
+ * enforces each budget that selects the pod at its lease's grant (0 without a lease, 0
+ * while fenced), acknowledges each new grant in one status write and heartbeats its
+ * usage. The rules (demand window, write schedule, fence) are pure and take the time;
+ * the watches and the writes are the thin edge around them. Selectors and the protocol's
+ * shared rules come from crds/api, as the operator reads them.
+ */
+import {
+  ApiException,
+  CoreV1Api,
+  CustomObjectsApi,
+  type KubeConfig,
+  type KubernetesObject,
+  Observable,
+  PatchStrategy,
+  type RequestContext,
+  type ResponseContext,
+  type V1Pod,
+  Watch,
+} from '@kubernetes/client-node';
+import type { Logger } from 'pino';
+import {
+  type LeaseTimings,
+  leaseTimings,
+  podUidLabel,
+  type StreamBudget,
+  type StreamLease,
+  type StreamLeaseSpecGrant,
+  type StreamLeaseStatus,
+  sameGrant,
+  selects,
+  sidecarManager,
+  streamBudgetResource,
+  streamLeaseResource,
+} from '../crds/api/index.js';
+import { type Admission, BudgetGate, type BudgetSettings, type Clock, type Grant, systemClock } from './admission.js';
+import type { EnforcedBudget } from './budgets.js';
+import type { PodIdentity } from './config.js';
+import { RouteMatcher } from './match.js';
+import type { SidecarMetrics } from './metrics.js';
+
+// ---------------------------------------------------------------------------------------
+// The pure rules.
+
+/** How much a growing total rose within a sliding window, e.g. streams started in the last 60 s. */
+export class RecentCount {
+  readonly windowMs: number;
+  /** Totals as they changed; the first is the total at (or before) the window's start. */
+  #samples: { at: number; total: number }[] = [];
+
+  constructor(windowMs: number) {
+    this.windowMs = windowMs;
+  }
+
+  record(now: number, total: number): void {
+    if (this.#samples.at(-1)?.total !== total) this.#samples.push({ at: now, total });
+    this.#prune(now);
+  }
+
+  count(now: number): number {
+    this.#prune(now);
+    const first = this.#samples[0];
+    const last = this.#samples.at(-1);
+    return first && last ? last.total - first.total : 0;
+  }
+
+  #prune(now: number): void {
+    const start = now - this.windowMs;
+    while (this.#samples.length > 1 && (this.#samples[1] as { at: number }).at <= start) this.#samples.shift();
+  }
+}
+
+/**
+ * A pod's demand: the peak, over the last `windowMs`, of what it held and wanted
+ * (inUse + queued), plus the streams it rejected in that window. It rises the moment
+ * a sample is higher and falls only once the higher samples have left the window.
+ */
+export class DemandWindow {
+  readonly windowMs: number;
+  /** Levels as they changed; the first is the level in force at (or before) the window's start. */
+  #levels: { at: number; level: number }[] = [];
+  readonly #rejections: RecentCount;
+
+  constructor(windowMs = 10_000) {
+    this.windowMs = windowMs;
+    this.#rejections = new RecentCount(windowMs);
+  }
+
+  /** Records the level (inUse + queued) and the total of rejections so far, at `now`. */
+  record(now: number, level: number, rejectedTotal: number): void {
+    if (this.#levels.at(-1)?.level !== level) this.#levels.push({ at: now, level });
+    this.#rejections.record(now, rejectedTotal);
+    this.#prune(now);
+  }
+
+  demand(now: number): number {
+    this.#prune(now);
+    const peak = this.#levels.reduce((max, sample) => Math.max(max, sample.level), 0);
+    return peak + this.#rejections.count(now);
+  }
+
+  #prune(now: number): void {
+    const start = now - this.windowMs;
+    while (this.#levels.length > 1 && (this.#levels[1] as { at: number }).at <= start) this.#levels.shift();
+  }
+}
+
+/**
+ * The sidecar's fence: up while the last successful status write was *sent* less than
+ * `fenceAfterMs` ago (on the monotonic clock). Since the operator can only observe a
+ * write after it was sent, a sidecar that cannot write fences before the operator calls
+ * its lease stale. A sidecar that never wrote successfully is fenced.
+ */
+export class Fence {
+  fenceAfterMs: number;
+  #lastSentAt: number | undefined;
+
+  constructor(fenceAfterMs: number) {
+    this.fenceAfterMs = fenceAfterMs;
+  }
+
+  /** A write sent at `sentAt` succeeded (writes may complete out of order: the latest send counts). */
+  succeeded(sentAt: number): void {
+    this.#lastSentAt = this.#lastSentAt === undefined ? sentAt : Math.max(this.#lastSentAt, sentAt);
+  }
+
+  fenced(now: number): boolean {
+    return this.#lastSentAt === undefined || now - this.#lastSentAt >= this.fenceAfterMs;
+  }
+
+  /** When the fence falls unless another write succeeds first; undefined before the first success. */
+  fallsAt(): number | undefined {
+    return this.#lastSentAt === undefined ? undefined : this.#lastSentAt + this.fenceAfterMs;
+  }
+}
+
+/** What is waiting to be written: an acknowledgement, a change of usage, or nothing (a plain heartbeat). */
+export type PendingWrite = 'ack' | 'change' | 'none';
+
+/**
+ * When the next status write goes out. A new acknowledgement goes at once, always; a
+ * change of usage at most once per `minHeartbeatGapMs`; with nothing new, a heartbeat
+ * every `heartbeatMs`. After a failed write, anything but a new acknowledgement (a
+ * failed one included) is retried after a backoff that doubles from `retryMs` up to the
+ * heartbeat interval: the API is not hammered, and is tried often enough to lift the
+ * fence soon after it returns.
+ */
+export class WriteSchedule {
+  timings: Pick<LeaseTimings, 'heartbeatMs' | 'minHeartbeatGapMs'>;
+  readonly retryMs: number;
+  #lastSentAt: number | undefined;
+  #failedAt: number | undefined;
+  #failures = 0;
+
+  constructor(timings: Pick<LeaseTimings, 'heartbeatMs' | 'minHeartbeatGapMs'>, retryMs = 100) {
+    this.timings = timings;
+    this.retryMs = retryMs;
+  }
+
+  get failures(): number {
+    return this.#failures;
+  }
+
+  /** The time the next write is due at (at or before now: at once). */
+  dueAt(pending: PendingWrite): number {
+    if (this.#lastSentAt === undefined || pending === 'ack') return Number.NEGATIVE_INFINITY;
+    if (this.#failures > 0 && this.#failedAt !== undefined) {
+      const backoff = Math.min(this.timings.heartbeatMs, this.retryMs * 2 ** (this.#failures - 1));
+      return this.#failedAt + backoff;
+    }
+    if (pending === 'change') return this.#lastSentAt + this.timings.minHeartbeatGapMs;
+    return this.#lastSentAt + this.timings.heartbeatMs;
+  }
+
+  sent(now: number): void {
+    this.#lastSentAt = now;
+  }
+
+  succeeded(): void {
+    this.#failures = 0;
+    this.#failedAt = undefined;
+  }
+
+  failed(now: number): void {
+    this.#failures += 1;
+    this.#failedAt = now;
+  }
+}
+
+/** What a status write reports, less its time. */
+export interface LeaseReport {
+  observedEpoch: number;
+  grant: Grant;
+  inUse: number;
+  staleSlots: number;
+  queued: number;
+  demand: number;
+  sessionsLastMinute: number;
+  admittedTotal: number;
+  rejectedTotal: number;
+}
+
+/** Whether a report is new to the operator: an acknowledgement, another usage, or the same as before. */
+export function pendingWrite(written: LeaseReport | undefined, report: LeaseReport): PendingWrite {
+  if (!written || written.observedEpoch !== report.observedEpoch || !sameGrant(written.grant, report.grant)) {
+    return 'ack';
+  }
+  const keys = ['inUse', 'staleSlots', 'queued', 'demand', 'sessionsLastMinute', 'admittedTotal', 'rejectedTotal'];
+  return keys.some((k) => written[k as keyof LeaseReport] !== report[k as keyof LeaseReport]) ? 'change' : 'none';
+}
+
+/**
+ * The merge patch of the status subresource for a report. A grant without a
+ * new-session rate sends nulls, so that merging removes a rate written before.
+ */
+export function statusPatch(report: LeaseReport, heartbeatTime: Date): { status: Record<string, unknown> } {
+  const status: Omit<StreamLeaseStatus, 'grant'> & { grant: Record<string, number | null> } = {
+    observedEpoch: report.observedEpoch,
+    grant: {
+      concurrency: report.grant.concurrency,
+      newSessionsPerMinute: report.grant.newSessionsPerMinute ?? null,
+      burst: report.grant.burst ?? null,
+    },
+    inUse: report.inUse,
+    staleSlots: report.staleSlots,
+    queued: report.queued,
+    demand: report.demand,
+    sessionsLastMinute: report.sessionsLastMinute,
+    admittedTotal: report.admittedTotal,
+    rejectedTotal: report.rejectedTotal,
+    // RFC 3339 with milliseconds: the operator tells heartbeats apart within a second.
+    heartbeatTime: heartbeatTime.toISOString(),
+  };
+  return { status };
+}
+
+function grantOf(grant: StreamLeaseSpecGrant): Grant {
+  const out: Grant = { concurrency: grant.concurrency };
+  if (grant.newSessionsPerMinute !== undefined) {
+    out.newSessionsPerMinute = grant.newSessionsPerMinute;
+    out.burst = grant.burst ?? 0;
+  }
+  return out;
+}
+
+const noGrant: Grant = { concurrency: 0 };
+
+// ---------------------------------------------------------------------------------------
+// The edge: list and watch.
+
+type WatchEvent = 'ADDED' | 'MODIFIED' | 'DELETED';
+
+interface ListWatchOptions<T extends KubernetesObject> {
+  /** What is watched, for logs: budgets, leases, pod. */
+  resource: string;
+  path: string;
+  query: { labelSelector?: string; fieldSelector?: string };
+  list(): Promise<{ items: T[]; metadata?: { resourceVersion?: string } }>;
+  onList(items: T[]): void;
+  onEvent(type: WatchEvent, object: T): void;
+  onFailure(error: unknown, failures: number): void;
+  onRecovery(): void;
+}
+
+/**
+ * List, then watch from the list's resourceVersion; watch again from the last version
+ * seen when the server ends a watch, list again after a 410 (Gone) or any error, with a
+ * backoff. A watch that stays silent past its server-side timeout is cut, so a dead
+ * connection cannot stall it. Runs until stopped, whatever the API server does.
+ */
+class ListWatch<T extends KubernetesObject> {
+  readonly #options: ListWatchOptions<T>;
+  readonly #watch: Watch;
+  #stopped = false;
+  #abort: (() => void) | undefined;
+  #wake: (() => void) | undefined;
+
+  constructor(kubeConfig: KubeConfig, options: ListWatchOptions<T>) {
+    this.#options = options;
+    this.#watch = new Watch(kubeConfig);
+  }
+
+  start(): void {
+    void this.#run();
+  }
+
+  stop(): void {
+    this.#stopped = true;
+    this.#abort?.();
+    this.#wake?.();
+  }
+
+  async #run(): Promise<void> {
+    let version: string | undefined;
+    let failures = 0;
+    while (!this.#stopped) {
+      const startedAt = performance.now();
+      try {
+        if (version === undefined) {
+          const list = await this.#options.list();
+          if (this.#stopped) return;
+          version = list.metadata?.resourceVersion ?? '';
+          this.#options.onList(list.items);
+          if (failures > 0) this.#options.onRecovery();
+          failures = 0;
+        }
+        const ended = await this.#watchOnce(version);
+        version = ended.gone ? undefined : ended.version;
+        // A watch the server ends at once, again and again, must not spin.
+        if (performance.now() - startedAt < 1000) await this.#sleep(500);
+      } catch (error) {
+        if (this.#stopped) return;
+        failures += 1;
+        version = undefined;
+        this.#options.onFailure(error, failures);
+        await this.#sleep(Math.min(5000, 200 * 2 ** Math.min(failures - 1, 5)) * (0.8 + Math.random() * 0.4));
+      }
+    }
+  }
+
+  /** One watch; resolves when the server ends it, rejects on an error. */
+  #watchOnce(version: string): Promise<{ version: string; gone: boolean }> {
+    const timeoutSeconds = 240 + Math.floor(Math.random() * 60);
+    return new Promise((resolve, reject) => {
+      let latest = version;
+      let gone = false;
+      let settled = false;
+      let controller: AbortController | undefined;
+      const finish = (error: unknown) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(watchdog);
+        this.#abort = undefined;
+        controller?.abort();
+        if (error) reject(error);
+        else resolve({ version: latest, gone });
+      };
+      // The server ends the watch after timeoutSeconds; silence well past that is a dead connection.
+      const watchdog = setTimeout(() => finish(new Error('the watch went silent')), (timeoutSeconds + 30) * 1000);
+      this.#abort = () => finish(new Error('stopped'));
+      this.#watch
+        .watch(
+          this.#options.path,
+          { ...this.#options.query, resourceVersion: version, allowWatchBookmarks: true, timeoutSeconds },
+          (type: string, object: T & { code?: number }) => {
+            if (settled) return;
+            if (type === 'ERROR') {
+              if (object.code === 410) gone = true;
+              else finish(new ApiException(object.code ?? 500, 'watch error', object, {}));
+              return;
+            }
+            const seen = object.metadata?.resourceVersion;
+            if (seen) latest = seen;
+            if (type === 'ADDED' || type === 'MODIFIED' || type === 'DELETED') this.#options.onEvent(type, object);
+          },
+          (error: unknown) => finish(error),
+        )
+        .then(
+          (c) => {
+            controller = c;
+            if (settled) c.abort();
+          },
+          (error: unknown) => finish(error),
+        );
+    });
+  }
+
+  #sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, ms);
+      function done() {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.#wake = done;
+    });
+  }
+}
+
+/** A request middleware that gives up after `ms`: a hung connection must not hold a write or a list forever. */
+function timeoutOptions(ms: number, contentType?: string) {
+  const middleware = [
+    {
+      pre: (context: RequestContext) => {
+        context.setSignal(AbortSignal.timeout(ms));
+        if (contentType) context.setHeaderParam('Content-Type', contentType);
+        return new Observable(Promise.resolve(context));
+      },
+      post: (response: ResponseContext) => new Observable(Promise.resolve(response)),
+    },
+  ];
+  return { middleware, middlewareMergeStrategy: 'append' as const };
+}
+
+/** The HTTP status and reason of a failed call, for logs and metrics: never the body or headers. */
+export function describeFailure(error: unknown): { code: number | string; reason: string } {
+  if (error instanceof ApiException) {
+    let body = error.body as { reason?: string; message?: string } | string | undefined;
+    if (typeof body === 'string') {
+      try {
+        body = JSON.parse(body) as { reason?: string; message?: string };
+      } catch {
+        body = undefined;
+      }
+    }
+    const reason = typeof body === 'object' && body ? (body.reason ?? body.message ?? 'Unknown') : 'Unknown';
+    return { code: error.code, reason };
+  }
+  const failure = error as { statusCode?: number; code?: string; name?: string; message?: string; cause?: unknown };
+  if (typeof failure?.statusCode === 'number') return { code: failure.statusCode, reason: failure.message ?? '' };
+  const cause = failure?.cause as { code?: string } | undefined;
+  const code = failure?.code ?? cause?.code ?? failure?.name ?? 'Error';
+  // node-fetch says "request to <url> failed, reason: <why>": the why is what matters.
+  const message = (failure?.message ?? String(error)).split('\n')[0] as string;
+  return { code, reason: message.split(', reason: ').at(-1) as string };
+}
+
+// ---------------------------------------------------------------------------------------
+// The sync: what is enforced, with which grant, and what is reported.
+
+/** One budget this pod enforces or still reports on. */
+interface Entry {
+  name: string;
+  /** namespace/name, as budgets go by in metrics and logs. */
+  key: string;
+  gate: BudgetGate;
+  /** The budget as last seen; undefined for a lease whose budget was gone before this run started. */
+  budget: StreamBudget | undefined;
+  enforced: EnforcedBudget | undefined;
+  lease: StreamLease | undefined;
+  /** The lease's own grant when it applies (selected, budget there, lease not going); else none. */
+  target: Grant;
+  epochInForce: number | undefined;
+  fence: Fence;
+  schedule: WriteSchedule;
+  demand: DemandWindow;
+  sessions: RecentCount;
+  /** Counters of the lease from before this run, and the gate's own counters when the lease was taken up. */
+  base: { uid: string | undefined; admitted: number; rejected: number; gateAdmitted: number; gateRejected: number };
+  /** The last report written successfully, and the last one sent. */
+  written: LeaseReport | undefined;
+  attempted: LeaseReport | undefined;
+  writing: boolean;
+  /** Whether the fence is shown as up (metric and logs). */
+  shownFenced: boolean;
+}
+
+export interface LeaseSyncOptions {
+  pod: PodIdentity;
+  kubeConfig: KubeConfig;
+  admission: Admission;
+  metrics: SidecarMetrics;
+  log: Logger;
+  clock?: Clock;
+  /** How often usage is sampled and writes are considered. */
+  tickMs?: number;
+}
+
+/** Defaults of a budget whose object was never seen (a lease left over after its budget was deleted). */
+const unknownBudgetTimings = leaseTimings({
+  spec: { allocation: { leaseDurationSeconds: 30, strategy: 'Demand', minPerPod: 1 } },
+} as Pick<StreamBudget, 'spec'>);
+const unknownBudgetReleaseDelayMs = 10_000;
+
+function settingsFor(key: string, budget: StreamBudget | undefined): BudgetSettings {
+  return {
+    name: key,
+    queueTimeoutMs: budget?.spec.admission.queueTimeoutMs ?? 0,
+    maxQueueLength: budget?.spec.admission.maxQueueLength ?? 0,
+    releaseDelayMs:
+      budget === undefined ? unknownBudgetReleaseDelayMs : budget.spec.reaping.upstreamReleaseDelaySeconds * 1000,
+  };
+}
+
+/** What stands for every budget until the first lists are in: it covers every stream and grants nothing. */
+function unsyncedBudget(namespace: string): StreamBudget {
+  return {
+    apiVersion: streamBudgetResource.apiVersion,
+    kind: streamBudgetResource.kind,
+    metadata: { name: '(not synced)', namespace },
+    spec: {
+      provider: 'deepgram',
+      projectId: 'none',
+      upstream: 'ws://127.0.0.1',
+      podSelector: {},
+      maxConcurrentStreams: 1,
+      allocation: { strategy: 'Demand', minPerPod: 0, leaseDurationSeconds: 30 },
+      admission: { queueTimeoutMs: 0, maxQueueLength: 0 },
+      reaping: {
+        idleTimeoutSeconds: 30,
+        pingIntervalSeconds: 15,
+        maxStreamSeconds: 14400,
+        upstreamReleaseDelaySeconds: 0,
+      },
+    },
+  };
+}
+
+/** Keeps the pod's budgets, gates and leases in step with the API. */
+export class LeaseSync {
+  readonly #pod: PodIdentity;
+  readonly #admission: Admission;
+  readonly #metrics: SidecarMetrics;
+  readonly #log: Logger;
+  readonly #clock: Clock;
+  readonly #tickMs: number;
+  readonly #custom: CustomObjectsApi;
+  readonly #watches: ListWatch<KubernetesObject>[];
+  readonly #budgets = new Map<string, StreamBudget>();
+  readonly #leases = new Map<string, StreamLease>();
+  #podObject: V1Pod | undefined;
+  readonly #listed = new Set<string>();
+  #synced = false;
+  /** Leases of the first list: their status is what a previous run of the sidecar left. */
+  #inherited: Map<string, StreamLease> | undefined;
+  readonly #entries = new Map<string, Entry>();
+  #enforced: EnforcedBudget[];
+  readonly #unsynced: EnforcedBudget;
+  #timer: unknown;
+  #stopped = false;
+  #warnedForeignPod = false;
+
+  constructor(options: LeaseSyncOptions) {
+    this.#pod = options.pod;
+    this.#admission = options.admission;
+    this.#metrics = options.metrics;
+    this.#log = options.log.child({ pod: options.pod.name });
+    this.#clock = options.clock ?? systemClock;
+    this.#tickMs = options.tickMs ?? 100;
+    const { kubeConfig } = options;
+    this.#custom = kubeConfig.makeApiClient(CustomObjectsApi);
+    const core = kubeConfig.makeApiClient(CoreV1Api);
+    const namespace = this.#pod.namespace;
+    // Until the first lists are in, every stream is refused as without a grant: a stream
+    // must never slip through uncounted (SLUICE_UNMATCHED=pass) before its budget is known.
+    const unsyncedKey = `${namespace}/(not synced)`;
+    this.#unsynced = {
+      key: unsyncedKey,
+      budget: unsyncedBudget(namespace),
+      gate: new BudgetGate(settingsFor(unsyncedKey, undefined), noGrant, this.#clock.now()),
+      matcher: new RouteMatcher(undefined),
+      upstream: new URL('ws://127.0.0.1'),
+    };
+    this.#enforced = [this.#unsynced];
+    const listTimeout = timeoutOptions(15_000);
+    const group = `/apis/${streamBudgetResource.group}/${streamBudgetResource.version}/namespaces/${namespace}`;
+    const onFailure = (resource: string) => (error: unknown, failures: number) => {
+      // The first failure, then every tenth: an API server away for a while must not flood the log.
+      if (failures === 1 || failures % 10 === 0) {
+        this.#log.warn({ resource, failures, ...describeFailure(error) }, 'Failed to list or watch');
+      }
+    };
+    const onRecovery = (resource: string) => () => this.#log.info({ resource }, 'Resumed watching');
+    this.#watches = [
+      new ListWatch<StreamBudget>(kubeConfig, {
+        resource: 'streambudgets',
+        path: `${group}/${streamBudgetResource.plural}`,
+        query: {},
+        list: () =>
+          this.#custom.listNamespacedCustomObject({ ...streamBudgetResource, namespace }, listTimeout) as Promise<{
+            items: StreamBudget[];
+          }>,
+        onList: (items) => this.#replace('streambudgets', this.#budgets, items),
+        onEvent: (type, budget) => this.#apply(this.#budgets, type, budget),
+        onFailure: onFailure('streambudgets'),
+        onRecovery: onRecovery('streambudgets'),
+      }),
+      new ListWatch<StreamLease>(kubeConfig, {
+        resource: 'streamleases',
+        path: `${group}/${streamLeaseResource.plural}`,
+        query: { labelSelector: `${podUidLabel}=${this.#pod.uid}` },
+        list: () =>
+          this.#custom.listNamespacedCustomObject(
+            { ...streamLeaseResource, namespace, labelSelector: `${podUidLabel}=${this.#pod.uid}` },
+            listTimeout,
+          ) as Promise<{ items: StreamLease[] }>,
+        onList: (items) => this.#replace('streamleases', this.#leases, items),
+        onEvent: (type, lease) => this.#apply(this.#leases, type, lease),
+        onFailure: onFailure('streamleases'),
+        onRecovery: onRecovery('streamleases'),
+      }),
+      new ListWatch<V1Pod>(kubeConfig, {
+        resource: 'pods',
+        path: `/api/v1/namespaces/${namespace}/pods`,
+        query: { fieldSelector: `metadata.name=${this.#pod.name}` },
+        list: () =>
+          core.listNamespacedPod({ namespace, fieldSelector: `metadata.name=${this.#pod.name}` }, listTimeout),
+        onList: (items) => {
+          this.#podObject = items[0];
+          this.#listedOnce('pods');
+        },
+        onEvent: (type, pod) => {
+          this.#podObject = type === 'DELETED' ? undefined : pod;
+          this.#reconcile();
+        },
+        onFailure: onFailure('pods'),
+        onRecovery: onRecovery('pods'),
+      }),
+    ] as ListWatch<KubernetesObject>[];
+  }
+
+  /** True once budgets, leases and the pod have each been listed. */
+  get synced(): boolean {
+    return this.#synced;
+  }
+
+  /** The budgets streams are charged to now (the proxy asks for every stream). */
+  budgets(): EnforcedBudget[] {
+    return this.#enforced;
+  }
+
+  start(): void {
+    for (const watch of this.#watches) watch.start();
+    this.#tick();
+  }
+
+  /**
+   * Stops watching and writing, after one last status write per lease (bounded by
+   * `timeoutMs`) so the operator sees the usage the sidecar leaves behind.
+   */
+  async stop(timeoutMs = 2000): Promise<void> {
+    if (this.#stopped) return;
+    this.#stopped = true;
+    for (const watch of this.#watches) watch.stop();
+    if (this.#timer !== undefined) this.#clock.clearTimer(this.#timer);
+    const now = this.#clock.now();
+    await Promise.all(
+      [...this.#entries.values()]
+        .filter((entry) => entry.lease && !entry.writing)
+        .map((entry) => this.#write(entry, this.#report(entry, now), now, timeoutMs)),
+    );
+  }
+
+  #listedOnce(resource: string): void {
+    this.#listed.add(resource);
+    if (!this.#synced && this.#listed.size === 3) {
+      this.#synced = true;
+      this.#inherited = new Map([...this.#leases.values()].map((lease) => [lease.spec.budgetName, lease]));
+      this.#log.info(
+        { budgets: this.#budgets.size, leases: this.#leases.size, podFound: this.#podObject !== undefined },
+        'Synced with the API',
+      );
+    }
+    this.#reconcile();
+  }
+
+  #replace<T extends KubernetesObject>(resource: string, map: Map<string, T>, items: T[]): void {
+    map.clear();
+    for (const item of items) map.set(item.metadata?.name ?? '', item);
+    this.#listedOnce(resource);
+  }
+
+  #apply<T extends KubernetesObject>(map: Map<string, T>, type: WatchEvent, object: T): void {
+    const name = object.metadata?.name ?? '';
+    if (type === 'DELETED') map.delete(name);
+    else map.set(name, object);
+    this.#reconcile();
+  }
+
+  /** The pod's labels, or undefined while the pod is unknown (or is another pod of the same name). */
+  #labels(): Record<string, string> | undefined {
+    const pod = this.#podObject;
+    if (!pod) return undefined;
+    if (pod.metadata?.uid !== this.#pod.uid) {
+      if (!this.#warnedForeignPod) {
+        this.#warnedForeignPod = true;
+        this.#log.warn({ uid: pod.metadata?.uid }, 'Found another pod under this name; selected no budget');
+      }
+      return undefined;
+    }
+    return pod.metadata?.labels ?? {};
+  }
+
+  /** The lease for a budget; of two (one going), the one that stays. */
+  #leaseFor(budgetName: string): StreamLease | undefined {
+    let found: StreamLease | undefined;
+    for (const lease of this.#leases.values()) {
+      if (lease.spec?.budgetName !== budgetName || lease.spec.podUID !== this.#pod.uid) continue;
+      if (!found || (found.metadata?.deletionTimestamp && !lease.metadata?.deletionTimestamp)) found = lease;
+    }
+    return found;
+  }
+
+  /** Brings every entry in line with what the API says: level-triggered, idempotent. */
+  #reconcile(now = this.#clock.now()): void {
+    if (!this.#synced || this.#stopped) return;
+    const labels = this.#labels();
+    const names = new Set(this.#entries.keys());
+    for (const [name, budget] of this.#budgets) {
+      if (labels && selects(budget.spec.podSelector, labels)) names.add(name);
+    }
+    for (const lease of this.#leases.values()) {
+      if (lease.spec?.budgetName && lease.spec.podUID === this.#pod.uid) names.add(lease.spec.budgetName);
+    }
+
+    let listChanged = this.#enforced[0] === this.#unsynced;
+    let grantsChanged = false;
+    for (const name of names) {
+      const budget = this.#budgets.get(name);
+      const selected = budget !== undefined && labels !== undefined && selects(budget.spec.podSelector, labels);
+      const lease = this.#leaseFor(name);
+      let entry = this.#entries.get(name);
+      if (!selected && !lease) {
+        if (entry) {
+          this.#remove(entry);
+          listChanged = true;
+        }
+        continue;
+      }
+      if (!entry) {
+        entry = this.#create(name, budget, now);
+        listChanged = true;
+      }
+      if (budget && budget !== entry.budget) {
+        this.#takeBudget(entry, budget);
+        listChanged = true;
+      }
+      if (lease && lease.metadata?.uid !== entry.base.uid) this.#takeLease(entry, lease);
+      entry.lease = lease;
+      entry.target =
+        lease && selected && !lease.metadata?.deletionTimestamp && budget ? grantOf(lease.spec.grant) : noGrant;
+      if (this.#putInForce(entry, now)) grantsChanged = true;
+    }
+    if (listChanged) {
+      this.#enforced = [...this.#entries.values()].flatMap((e) => (e.enforced ? [e.enforced] : []));
+    }
+    // Room may have appeared (a raise, a lifted fence): hand it to the waiting streams.
+    if (grantsChanged) this.#admission.pump();
+    for (const entry of this.#entries.values()) this.#considerWrite(entry, now);
+  }
+
+  #create(name: string, budget: StreamBudget | undefined, now: number): Entry {
+    const key = `${this.#pod.namespace}/${name}`;
+    const timings = budget ? leaseTimings(budget) : unknownBudgetTimings;
+    const gate = new BudgetGate(settingsFor(key, budget), noGrant, now);
+    const entry: Entry = {
+      name,
+      key,
+      gate,
+      budget: undefined,
+      enforced: undefined,
+      lease: undefined,
+      target: noGrant,
+      epochInForce: undefined,
+      fence: new Fence(timings.fenceAfterMs),
+      schedule: new WriteSchedule(timings),
+      demand: new DemandWindow(),
+      sessions: new RecentCount(60_000),
+      base: { uid: undefined, admitted: 0, rejected: 0, gateAdmitted: 0, gateRejected: 0 },
+      written: undefined,
+      attempted: undefined,
+      writing: false,
+      shownFenced: false,
+    };
+    this.#entries.set(name, entry);
+    if (budget) this.#takeBudget(entry, budget);
+    // A lease this run found at its start may hold streams a previous run left open
+    // upstream: they count as stale slots for the release delay, before anything is admitted.
+    // A previous run could have had open as many as it last reported, or as many as any
+    // grant it may have put in force allowed (it may have died between putting a grant in
+    // force and acknowledging it). A lease with no status never had a run that admitted:
+    // a sidecar admits nothing before its first successful write.
+    const inherited = this.#inherited?.get(name);
+    if (inherited) {
+      this.#inherited?.delete(name);
+      const status = inherited.status;
+      const held = status
+        ? Math.max(status.inUse ?? 0, status.grant?.concurrency ?? 0, inherited.spec.grant.concurrency)
+        : 0;
+      if (held > 0) {
+        gate.holdStale(held, now);
+        this.#log.info(
+          { budget: key, slots: held, seconds: gate.settings.releaseDelayMs / 1000 },
+          'Held slots a previous run reported',
+        );
+      }
+      this.#takeLease(entry, inherited);
+    }
+    entry.demand.record(now, 0, 0);
+    entry.sessions.record(now, 0);
+    this.#metrics.fenced.set({ budget: key }, 0);
+    this.#log.info({ budget: key, lease: this.#leaseFor(name)?.metadata?.name }, 'Enforced budget');
+    return entry;
+  }
+
+  #remove(entry: Entry): void {
+    this.#entries.delete(entry.name);
+    this.#metrics.fenced.remove({ budget: entry.key });
+    this.#metrics.grantEpoch.remove({ budget: entry.key });
+    this.#log.info({ budget: entry.key, open: entry.gate.open }, 'Stopped enforcing budget');
+  }
+
+  /** A new version of the budget: same gate (its open streams and held slots), new settings and timings. */
+  #takeBudget(entry: Entry, budget: StreamBudget): void {
+    entry.budget = budget;
+    Object.assign(entry.gate.settings, settingsFor(entry.key, budget));
+    const timings = leaseTimings(budget);
+    entry.fence.fenceAfterMs = timings.fenceAfterMs;
+    entry.schedule.timings = timings;
+    try {
+      entry.enforced = {
+        key: entry.key,
+        budget,
+        gate: entry.gate,
+        matcher: new RouteMatcher(budget.spec.match),
+        upstream: new URL(budget.spec.upstream),
+      };
+    } catch (error) {
+      // The API server validates budgets; keep the last good version if one is ever unreadable.
+      this.#log.error({ budget: entry.key, err: (error as Error).message }, 'Ignored an unreadable budget');
+    }
+  }
+
+  /** A lease (new, or recreated under the same name): its counters continue from what it reports. */
+  #takeLease(entry: Entry, lease: StreamLease): void {
+    entry.base = {
+      uid: lease.metadata?.uid,
+      admitted: lease.status?.admittedTotal ?? 0,
+      rejected: lease.status?.rejectedTotal ?? 0,
+      gateAdmitted: entry.gate.admitted,
+      gateRejected: rejectedTotal(entry.gate),
+    };
+    // Nothing was written to this lease yet: the first write is its acknowledgement.
+    entry.written = undefined;
+    entry.attempted = undefined;
+  }
+
+  /** Puts the entry's grant in force, or none while fenced. True when the gate's grant changed. */
+  #putInForce(entry: Entry, now: number): boolean {
+    const fenced = entry.fence.fenced(now);
+    // Shown (metric, logs) only with a lease: a budget without one has no grant to fence.
+    const shown = entry.lease !== undefined && fenced;
+    if (shown !== entry.shownFenced) {
+      entry.shownFenced = shown;
+      this.#metrics.fenced.set({ budget: entry.key }, shown ? 1 : 0);
+      if (shown && entry.fence.fallsAt() !== undefined) {
+        this.#log.warn(
+          { budget: entry.key, open: entry.gate.open, fenceAfterMs: entry.fence.fenceAfterMs },
+          'Fenced budget: no status write succeeded in time; admitting nothing new',
+        );
+      } else if (!fenced) {
+        this.#log.info({ budget: entry.key }, 'Lifted fence');
+      }
+    }
+    const inForce = fenced ? { ...entry.target, concurrency: 0 } : entry.target;
+    const epoch = entry.lease?.spec.epoch;
+    if (epoch !== undefined && epoch !== entry.epochInForce) {
+      entry.epochInForce = epoch;
+      this.#metrics.grantEpoch.set({ budget: entry.key }, epoch);
+    }
+    if (sameGrant(entry.gate.grant, inForce)) return false;
+    entry.gate.updateGrant(inForce, now);
+    return true;
+  }
+
+  #report(entry: Entry, now: number): LeaseReport {
+    const { gate } = entry;
+    const rejected = rejectedTotal(gate);
+    const inUse = gate.inUse(now);
+    const queued = gate.waiting;
+    entry.demand.record(now, inUse + queued, rejected);
+    entry.sessions.record(now, gate.admitted);
+    return {
+      observedEpoch: entry.lease?.spec.epoch ?? 0,
+      // The grant in force apart from the fence: the write that carries it lifts the fence.
+      grant: entry.target,
+      inUse,
+      staleSlots: gate.stale(now),
+      queued,
+      demand: entry.demand.demand(now),
+      sessionsLastMinute: entry.sessions.count(now),
+      admittedTotal: entry.base.admitted + gate.admitted - entry.base.gateAdmitted,
+      rejectedTotal: entry.base.rejected + rejected - entry.base.gateRejected,
+    };
+  }
+
+  #considerWrite(entry: Entry, now: number): void {
+    if (!entry.lease || entry.writing || this.#stopped) return;
+    const report = this.#report(entry, now);
+    let pending = pendingWrite(entry.written, report);
+    // An acknowledgement already tried (and failed) is retried like any other write.
+    if (pending === 'ack' && entry.attempted && pendingWrite(entry.attempted, report) !== 'ack') pending = 'change';
+    if (entry.schedule.dueAt(pending) <= now) {
+      void this.#write(entry, report, now, Math.max(1000, entry.fence.fenceAfterMs));
+    }
+  }
+
+  /** One status write: a merge patch of the status subresource, as the sidecar's field manager. */
+  async #write(entry: Entry, report: LeaseReport, sentAt: number, timeoutMs: number): Promise<void> {
+    const lease = entry.lease as StreamLease;
+    entry.writing = true;
+    entry.attempted = report;
+    entry.schedule.sent(sentAt);
+    try {
+      await this.#custom.patchNamespacedCustomObjectStatus(
+        {
+          ...streamLeaseResource,
+          namespace: this.#pod.namespace,
+          name: lease.metadata?.name ?? '',
+          body: statusPatch(report, new Date()),
+          fieldManager: sidecarManager,
+        },
+        timeoutOptions(timeoutMs, PatchStrategy.MergePatch),
+      );
+      const acknowledged = pendingWrite(entry.written, report) === 'ack';
+      const failures = entry.schedule.failures;
+      entry.fence.succeeded(sentAt);
+      entry.schedule.succeeded();
+      entry.written = report;
+      this.#metrics.leaseWrites.inc({ budget: entry.key, result: 'ok' });
+      if (failures > 0) this.#log.info({ budget: entry.key, failures }, 'Resumed status writes');
+      if (acknowledged) {
+        this.#log.info(
+          {
+            budget: entry.key,
+            lease: lease.metadata?.name,
+            epoch: report.observedEpoch,
+            grant: report.grant,
+            inUse: report.inUse,
+          },
+          'Acknowledged grant',
+        );
+      }
+    } catch (error) {
+      entry.schedule.failed(this.#clock.now());
+      const failure = describeFailure(error);
+      this.#metrics.leaseWrites.inc({ budget: entry.key, result: failure.code === 404 ? 'not-found' : 'error' });
+      const failures = entry.schedule.failures;
+      if (failures === 1 || failures % 10 === 0) {
+        this.#log.warn(
+          { budget: entry.key, lease: lease.metadata?.name, failures, ...failure },
+          'Failed to write lease status',
+        );
+      }
+    } finally {
+      entry.writing = false;
+    }
+    if (this.#entries.get(entry.name) === entry) this.#reconcile();
+  }
+
+  /** Samples usage, lets fences fall on time, and sends the writes that are due. */
+  #tick(): void {
+    if (this.#stopped) return;
+    const now = this.#clock.now();
+    this.#reconcile(now);
+    // Wake at the next tick, or earlier when a fence is due to fall: it must not fall late.
+    let next = now + this.#tickMs;
+    for (const entry of this.#entries.values()) {
+      const falls = entry.fence.fallsAt();
+      if (falls !== undefined && falls > now) next = Math.min(next, falls);
+    }
+    this.#timer = this.#clock.setTimer(() => this.#tick(), Math.max(1, next - now));
+  }
+}
+
+function rejectedTotal(gate: BudgetGate): number {
+  return gate.rejected.concurrency + gate.rejected['session-rate'] + gate.rejected['no-grant'];
+}
