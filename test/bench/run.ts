@@ -2,10 +2,12 @@
  * `npm run bench [-- NAME…]`: runs the benchmarks and prints their figures. Figures
  * are measured here, never asserted in tests.
  */
+import { allocationSpeed } from './allocation.js';
 import { emulatorCapacity } from './emulator-capacity.js';
 import { relayLatency } from './relay-latency.js';
 
 const benchmarks: Record<string, () => Promise<void>> = {
+  allocation: allocationSpeed,
   emulator: emulatorCapacity,
   relay: relayLatency,
 };

@@ -1,0 +1,406 @@
+/**
+ * A fleet on a real control plane without a kubelet: Pod objects in the API, one
+ * sluice-sidecar process per pod (given its pod's name and UID and a ServiceAccount token
+ * bound to exactly the sidecar's Role), operator processes under the operator's own
+ * RBAC, and the upstream emulator in observing mode as the referee. The operator's
+ * end-to-end tests and the demo both run on it.
+ */
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import {
+  CoreV1Api,
+  CustomObjectsApi,
+  type KubeConfig,
+  PatchStrategy,
+  RbacAuthorizationV1Api,
+  setHeaderOptions,
+  type V1ClusterRole,
+  type V1Role,
+} from '@kubernetes/client-node';
+import { parseAllDocuments, stringify } from 'yaml';
+import {
+  type StreamBudget,
+  type StreamLease,
+  streamBudgetResource,
+  streamLeaseResource,
+} from '../../crds/api/index.js';
+import { repoRoot } from '../cluster/process.js';
+import { Emulator } from '../emulator/server.js';
+import { type Script, startScript } from '../support/script.js';
+import { HandshakeRefused, type OpenedStream, openStream } from '../support/stream-client.js';
+import { waitFor } from '../support/wait.js';
+
+export const projectKey = 'fleet-key';
+export const fluxPath = '/v2/listen?model=flux-general-en&encoding=linear16&sample_rate=16000';
+const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
+
+export interface FleetOptions {
+  admin: KubeConfig;
+  namespace: string;
+  budgetName?: string;
+  limit: number;
+  leaseDurationSeconds?: number;
+  releaseDelaySeconds?: number;
+  queueTimeoutMs?: number;
+  minPerPod?: number;
+  strategy?: 'Demand' | 'Equal';
+  labels?: Record<string, string>;
+  /** Operator settings passed as environment variables. */
+  operatorEnv?: Record<string, string>;
+}
+
+export interface FleetPod {
+  name: string;
+  uid: string;
+  sidecar?: RunningSidecar;
+}
+
+export interface RunningSidecar {
+  script: Script;
+  url: string;
+  admin: string;
+}
+
+export interface RunningOperator {
+  identity: string;
+  script: Script;
+  admin: string;
+}
+
+/** One attempt to open a stream: the stream, or the status it was refused with. */
+export type Attempt = { stream: OpenedStream } | { status: number; reason: string | undefined };
+
+export class LocalFleet {
+  readonly options: Required<Omit<FleetOptions, 'operatorEnv'>> & { operatorEnv: Record<string, string> };
+  readonly core: CoreV1Api;
+  readonly custom: CustomObjectsApi;
+  readonly pods = new Map<string, FleetPod>();
+  readonly operators: RunningOperator[] = [];
+  readonly #dir = mkdtempSync(join(tmpdir(), 'sluice-fleet-'));
+  #emulator: Emulator | undefined;
+  #sidecarKubeconfig = '';
+  #operatorKubeconfig = '';
+  #operatorCount = 0;
+  #closers: (() => Promise<unknown> | unknown)[] = [];
+
+  private constructor(options: FleetOptions) {
+    this.options = {
+      budgetName: 'flux',
+      leaseDurationSeconds: 3,
+      releaseDelaySeconds: 2,
+      queueTimeoutMs: 0,
+      minPerPod: 1,
+      strategy: 'Demand',
+      labels: { app: 'voicebot' },
+      operatorEnv: {},
+      ...options,
+    };
+    this.core = options.admin.makeApiClient(CoreV1Api);
+    this.custom = options.admin.makeApiClient(CustomObjectsApi);
+  }
+
+  /** Sets up the namespace's RBAC, the referee and the budget; no pods or operator yet. */
+  static async create(options: FleetOptions): Promise<LocalFleet> {
+    const fleet = new LocalFleet(options);
+    try {
+      await fleet.#setUp();
+    } catch (error) {
+      await fleet.stop();
+      throw error;
+    }
+    return fleet;
+  }
+
+  get namespace(): string {
+    return this.options.namespace;
+  }
+
+  get emulator(): Emulator {
+    return this.#emulator as Emulator;
+  }
+
+  async #setUp(): Promise<void> {
+    const { namespace, admin } = this.options;
+    const rbac = admin.makeApiClient(RbacAuthorizationV1Api);
+    const documents = (file: string) =>
+      parseAllDocuments(readFileSync(join(repoRoot, file), 'utf8')).map((d) => d.toJS() as V1Role | V1ClusterRole);
+
+    // The sidecars: exactly the Role the README gives.
+    const [sidecarRole] = documents('sidecar/rbac.yaml') as [V1Role];
+    await this.core.createNamespacedServiceAccount({ namespace, body: { metadata: { name: 'sluice-sidecar' } } });
+    await rbac.createNamespacedRole({ namespace, body: sidecarRole });
+    await rbac.createNamespacedRoleBinding({
+      namespace,
+      body: {
+        metadata: { name: 'sluice-sidecar' },
+        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: sidecarRole.metadata?.name as string },
+        subjects: [{ kind: 'ServiceAccount', name: 'sluice-sidecar', namespace }],
+      },
+    });
+    this.#sidecarKubeconfig = await this.#tokenKubeconfig('sluice-sidecar');
+
+    // The operator: its ClusterRole (named per namespace, as tests share a cluster) and leader-election Role.
+    const [clusterRole, electionRole] = documents('operator/rbac.yaml') as [V1ClusterRole, V1Role];
+    const clusterRoleName = `sluice-operator-${namespace}`;
+    await this.core.createNamespacedServiceAccount({ namespace, body: { metadata: { name: 'sluice-operator' } } });
+    await rbac.createClusterRole({
+      body: { ...clusterRole, metadata: { ...clusterRole.metadata, name: clusterRoleName } },
+    });
+    this.#closers.push(() => rbac.deleteClusterRole({ name: clusterRoleName }).catch(() => undefined));
+    await rbac.createClusterRoleBinding({
+      body: {
+        metadata: { name: clusterRoleName },
+        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: clusterRoleName },
+        subjects: [{ kind: 'ServiceAccount', name: 'sluice-operator', namespace }],
+      },
+    });
+    this.#closers.push(() => rbac.deleteClusterRoleBinding({ name: clusterRoleName }).catch(() => undefined));
+    await rbac.createNamespacedRole({ namespace, body: electionRole });
+    await rbac.createNamespacedRoleBinding({
+      namespace,
+      body: {
+        metadata: { name: 'sluice-operator-leader-election' },
+        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: electionRole.metadata?.name as string },
+        subjects: [{ kind: 'ServiceAccount', name: 'sluice-operator', namespace }],
+      },
+    });
+    this.#operatorKubeconfig = await this.#tokenKubeconfig('sluice-operator');
+
+    // The referee counts every stream the way the provider does, and admits them all.
+    this.#emulator = await Emulator.start({
+      projects: [
+        {
+          id: 'fleet',
+          keys: [projectKey],
+          maxConcurrentStreams: this.options.limit,
+          enforce: false,
+          releaseDelaySeconds: this.options.releaseDelaySeconds,
+        },
+      ],
+      flux: { idleTimeoutSeconds: 3600 },
+    });
+    this.#closers.push(() => this.#emulator?.close());
+    await this.custom.createNamespacedCustomObject({
+      ...streamBudgetResource,
+      namespace,
+      body: this.budgetManifest(),
+    });
+  }
+
+  /** The budget as this fleet declares it. */
+  budgetManifest(): StreamBudget {
+    const o = this.options;
+    return {
+      apiVersion: 'sluice.dev/v1alpha1',
+      kind: 'StreamBudget',
+      metadata: { name: o.budgetName, namespace: o.namespace },
+      spec: {
+        provider: 'deepgram',
+        projectId: o.namespace,
+        upstream: this.emulator.url,
+        match: { paths: ['/v2/listen'] },
+        podSelector: { matchLabels: o.labels },
+        maxConcurrentStreams: o.limit,
+        allocation: { strategy: o.strategy, minPerPod: o.minPerPod, leaseDurationSeconds: o.leaseDurationSeconds },
+        admission: { queueTimeoutMs: o.queueTimeoutMs, maxQueueLength: 100 },
+        reaping: {
+          idleTimeoutSeconds: 3600,
+          pingIntervalSeconds: 15,
+          maxStreamSeconds: 14_400,
+          upstreamReleaseDelaySeconds: o.releaseDelaySeconds,
+        },
+      },
+    };
+  }
+
+  async #tokenKubeconfig(serviceAccount: string): Promise<string> {
+    const { admin, namespace } = this.options;
+    const token = await this.core.createNamespacedServiceAccountToken({
+      name: serviceAccount,
+      namespace,
+      body: { spec: { audiences: [], expirationSeconds: 7200 } },
+    });
+    const cluster = admin.getCurrentCluster();
+    if (!cluster) throw new Error('The admin kubeconfig names no cluster');
+    const ca = cluster.caData ?? (cluster.caFile ? readFileSync(cluster.caFile).toString('base64') : undefined);
+    const path = join(this.#dir, `${serviceAccount}.kubeconfig`);
+    writeFileSync(
+      path,
+      stringify({
+        apiVersion: 'v1',
+        kind: 'Config',
+        clusters: [{ name: 'fleet', cluster: { server: cluster.server, 'certificate-authority-data': ca } }],
+        users: [{ name: serviceAccount, user: { token: token.status?.token } }],
+        contexts: [{ name: 'fleet', context: { cluster: 'fleet', user: serviceAccount, namespace } }],
+        'current-context': 'fleet',
+      }),
+      { mode: 0o600 },
+    );
+    return path;
+  }
+
+  /** Creates a Pod object (it stays Pending: there is no kubelet) and starts its sidecar. */
+  async addPod(name: string, labels: Record<string, string> = this.options.labels): Promise<FleetPod> {
+    const created = await this.core.createNamespacedPod({
+      namespace: this.namespace,
+      body: {
+        metadata: { name, labels },
+        spec: { serviceAccountName: 'sluice-sidecar', containers: [{ name: 'app', image: 'registry.invalid/app:1' }] },
+      },
+    });
+    const pod: FleetPod = { name, uid: created.metadata?.uid as string };
+    this.pods.set(name, pod);
+    pod.sidecar = await this.startSidecar(pod);
+    return pod;
+  }
+
+  /** Starts (or restarts) a pod's sidecar process and waits until it listens. */
+  async startSidecar(pod: FleetPod): Promise<RunningSidecar> {
+    const env: NodeJS.ProcessEnv = { ...process.env };
+    delete env.SLUICE_BUDGET_FILE;
+    const script = startScript('sidecar/main.ts', [], {
+      ...env,
+      KUBECONFIG: this.#sidecarKubeconfig,
+      POD_NAME: pod.name,
+      POD_NAMESPACE: this.namespace,
+      POD_UID: pod.uid,
+      SLUICE_LISTEN: '127.0.0.1:0',
+      SLUICE_ADMIN_LISTEN: '127.0.0.1:0',
+      SLUICE_SHUTDOWN_GRACE_SECONDS: '0',
+      SLUICE_CLOSE_TIMEOUT_MS: '1000',
+      SLUICE_API_KEY_FILE: this.#keyFile(),
+    });
+    this.#closers.push(() => script.stop());
+    const line = await waitFor(
+      `the sidecar of ${pod.name} to start`,
+      () => {
+        const found = script
+          .output()
+          .split('\n')
+          .find((l) => l.includes('"msg":"Started sidecar"'));
+        if (!found && script.child.exitCode !== null) throw new Error(`The sidecar exited:\n${script.output()}`);
+        return found;
+      },
+      { timeoutMs: 30_000 },
+    );
+    const { proxy, admin } = JSON.parse(line) as { proxy: string; admin: string };
+    const sidecar = { script, url: `ws://${proxy}`, admin: `http://${admin}` };
+    pod.sidecar = sidecar;
+    return sidecar;
+  }
+
+  #keyFile(): string {
+    const path = join(this.#dir, 'api-key');
+    writeFileSync(path, projectKey, { mode: 0o600 });
+    return path;
+  }
+
+  /** Starts an operator replica and waits until it serves its admin port. */
+  async startOperator(env: Record<string, string> = {}): Promise<RunningOperator> {
+    const identity = `operator-${this.#operatorCount++}`;
+    const script = startScript('operator/main.ts', [], {
+      ...process.env,
+      KUBECONFIG: this.#operatorKubeconfig,
+      SLUICE_OPERATOR_ADMIN_LISTEN: '127.0.0.1:0',
+      SLUICE_LEADER_ELECTION_NAMESPACE: this.namespace,
+      SLUICE_OPERATOR_IDENTITY: identity,
+      SLUICE_LEADER_ELECTION_LEASE_SECONDS: '3',
+      SLUICE_LEADER_ELECTION_RENEW_DEADLINE_SECONDS: '2',
+      SLUICE_LEADER_ELECTION_RETRY_PERIOD_SECONDS: '0.5',
+      SLUICE_DEMAND_HALF_LIFE_SECONDS: '2',
+      SLUICE_STALE_GONE_HOLD_SECONDS: '5',
+      ...this.options.operatorEnv,
+      ...env,
+    });
+    this.#closers.push(() => script.stop());
+    const line = await waitFor(
+      `${identity} to start`,
+      () => {
+        const found = script
+          .output()
+          .split('\n')
+          .find((l) => l.includes('"msg":"Started operator"'));
+        if (!found && script.child.exitCode !== null) throw new Error(`The operator exited:\n${script.output()}`);
+        return found;
+      },
+      { timeoutMs: 30_000 },
+    );
+    const { adminPort } = JSON.parse(line) as { adminPort: number };
+    const operator = { identity, script, admin: `http://127.0.0.1:${adminPort}` };
+    this.operators.push(operator);
+    return operator;
+  }
+
+  /** Opens `count` streams through a pod's sidecar; refusals are returned, not thrown. */
+  async open(pod: string, count: number): Promise<Attempt[]> {
+    const sidecar = this.pods.get(pod)?.sidecar;
+    if (!sidecar) throw new Error(`No sidecar runs for ${pod}`);
+    const attempts: Attempt[] = [];
+    for (let i = 0; i < count; i++) attempts.push(await attempt(sidecar.url));
+    return attempts;
+  }
+
+  async leases(): Promise<StreamLease[]> {
+    const list = (await this.custom.listNamespacedCustomObject({
+      ...streamLeaseResource,
+      namespace: this.namespace,
+    })) as { items: StreamLease[] };
+    return list.items;
+  }
+
+  /** The lease of a pod, if it has one. */
+  async leaseOf(pod: string): Promise<StreamLease | undefined> {
+    return (await this.leases()).find((l) => l.spec.podName === pod && l.spec.podUID === this.pods.get(pod)?.uid);
+  }
+
+  async budget(): Promise<StreamBudget> {
+    return (await this.custom.getNamespacedCustomObject({
+      ...streamBudgetResource,
+      namespace: this.namespace,
+      name: this.options.budgetName,
+    })) as StreamBudget;
+  }
+
+  async patchBudgetSpec(spec: Record<string, unknown>): Promise<void> {
+    await this.custom.patchNamespacedCustomObject(
+      { ...streamBudgetResource, namespace: this.namespace, name: this.options.budgetName, body: { spec } },
+      mergePatch,
+    );
+  }
+
+  /** The referee's count: the exact peak and how often the fleet went over. */
+  referee(): { inUse: number; peak: number; overLimitMoments: number; limit: number } {
+    const project = this.emulator.stats().projects.fleet;
+    if (!project) throw new Error('The emulator has no fleet project');
+    return {
+      inUse: project.inUse,
+      peak: project.peak,
+      overLimitMoments: project.overLimitMoments,
+      limit: project.limit,
+    };
+  }
+
+  /** Stops every process this fleet started and removes its files; the namespace goes with the test. */
+  async stop(): Promise<void> {
+    for (const close of this.#closers.reverse()) await close();
+    this.#closers = [];
+    rmSync(this.#dir, { recursive: true, force: true });
+  }
+}
+
+/** Tries one handshake through a sidecar. */
+export async function attempt(sidecarUrl: string): Promise<Attempt> {
+  try {
+    return { stream: await openStream(`${sidecarUrl}${fluxPath}`) };
+  } catch (error) {
+    if (!(error instanceof HandshakeRefused)) throw error;
+    const reason = error.refusal.headers['x-sluice-reason'];
+    return { status: error.refusal.status, reason: typeof reason === 'string' ? reason : undefined };
+  }
+}
+
+/** The streams among attempts. */
+export function opened(attempts: readonly Attempt[]): OpenedStream[] {
+  return attempts.flatMap((a) => ('stream' in a ? [a.stream] : []));
+}
