@@ -133,7 +133,8 @@ export async function startOperator(config: OperatorConfig, kubeConfig: KubeConf
       {
         onError: (key, error, requeues) =>
           log.warn(
-            { budget: key, code: (error as { code?: unknown }).code, err: (error as Error).message, requeues },
+            // An ApiException's message carries response headers and body: log its code only.
+            { budget: key, code: (error as { code?: unknown }).code, name: (error as Error).name, requeues },
             'Failed to reconcile budget',
           ),
       },
@@ -174,9 +175,7 @@ export async function startOperator(config: OperatorConfig, kubeConfig: KubeConf
         await elector.stop();
         queue.shutDown();
         await workers;
-        budgets.stop();
-        leases.stop();
-        pods.stop();
+        await Promise.all([budgets.stop(), leases.stop(), pods.stop()]);
         await admin.close();
         log.info({}, 'Stopped operator');
       })();

@@ -16,11 +16,11 @@ function sources(dir: string): string[] {
     .map((e) => readFileSync(join(e.parentPath, e.name), 'utf8'));
 }
 
-const code = [...sources('sidecar'), ...sources('crds/api'), ...sources('test/emulator')].join('\n');
+const code = [...sources('operator'), ...sources('sidecar'), ...sources('crds/api'), ...sources('test/emulator')].join('\n');
 
 for (const [what, pattern] of [
   ['error code', /SLUICE_E_[A-Z_]+/g],
-  ['metric', /sluice_(?:sidecar|emulator)_[a-z_]+/g],
+  ['metric', /sluice_(?:operator|sidecar|emulator)_[a-z_]+/g],
   ['environment variable', /SLUICE_(?!E_)[A-Z_]+/g],
 ] as const) {
   test(`every ${what} is documented in the README`, () => {

@@ -225,7 +225,6 @@ export class LeaderElector {
     if (holder && holder !== this.identity && this.#clock.now() < observed.at + observed.durationMs) return false;
     const ours = holder === this.identity;
     const transitions = spec.leaseTransitions ?? 0;
-    if (!ours) this.#log.info({ holder: holder || undefined }, 'Taking over the lease');
     const replaced = await this.#api.replaceNamespacedLease(
       {
         name,
@@ -247,6 +246,7 @@ export class LeaderElector {
       this.#requestOptions(),
     );
     this.#saw(replaced);
+    if (!ours) this.#log.info({ from: holder || undefined, transitions: transitions + 1 }, 'Took over the lease');
     return true;
   }
 

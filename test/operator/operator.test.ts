@@ -9,6 +9,7 @@ import { PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
 import type { StreamLease } from '../../crds/api/index.js';
 import { testCluster, testNamespace } from '../cluster/test-cluster.js';
 import { type FleetOptions, LocalFleet, opened } from '../fleet/local-fleet.js';
+import { closeAll, holdOpen } from '../fleet/streams.js';
 import type { OpenedStream } from '../support/stream-client.js';
 import { waitFor } from '../support/wait.js';
 
@@ -31,29 +32,6 @@ async function fleet(options: Omit<FleetOptions, 'admin' | 'namespace'>): Promis
 
 function grantOf(lease: StreamLease | undefined): number {
   return lease?.status?.observedEpoch === lease?.spec.epoch ? (lease?.status?.grant?.concurrency ?? 0) : 0;
-}
-
-/** Opens streams on `pod` until `count` are open there, retrying refusals while grants move. */
-async function holdOpen(f: LocalFleet, pod: string, count: number, streams: OpenedStream[]): Promise<void> {
-  await waitFor(
-    `${pod} to hold ${count} streams`,
-    async () => {
-      const live = streams.filter((s) => s.ws.readyState === s.ws.OPEN);
-      if (live.length >= count) return true;
-      streams.push(...opened(await f.open(pod, count - live.length)));
-      return undefined;
-    },
-    { timeoutMs: 60_000, intervalMs: 250 },
-  );
-}
-
-function closeAll(streams: OpenedStream[]): Promise<unknown> {
-  return Promise.all(
-    streams.splice(0).map((s) => {
-      s.ws.close(1000);
-      return s.closed;
-    }),
-  );
 }
 
 describe('the operator', () => {
