@@ -16,7 +16,9 @@ function sources(dir: string): string[] {
     .map((e) => readFileSync(join(e.parentPath, e.name), 'utf8'));
 }
 
-const code = [...sources('operator'), ...sources('sidecar'), ...sources('crds/api'), ...sources('test/emulator')].join('\n');
+const code = [...sources('operator'), ...sources('sidecar'), ...sources('crds/api'), ...sources('test/emulator')].join(
+  '\n',
+);
 
 for (const [what, pattern] of [
   ['error code', /SLUICE_E_[A-Z_]+/g],
