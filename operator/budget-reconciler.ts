@@ -439,29 +439,8 @@ export class BudgetReconciler {
   async #release(lease: StreamLease): Promise<void> {
     const namespace = lease.metadata.namespace as string;
     const name = lease.metadata.name as string;
-    const finalizers = lease.metadata.finalizers ?? [];
     try {
-      if (finalizers.includes(slotsHeldFinalizer)) {
-        await this.#o.custom.patchNamespacedCustomObject(
-          {
-            group,
-            version,
-            namespace,
-            plural: leasesPlural,
-            name,
-            body: [
-              { op: 'test', path: '/metadata/resourceVersion', value: lease.metadata.resourceVersion },
-              {
-                op: 'replace',
-                path: '/metadata/finalizers',
-                value: finalizers.filter((f) => f !== slotsHeldFinalizer),
-              },
-            ],
-            fieldManager: operatorManager,
-          },
-          jsonPatch,
-        );
-      }
+      await this.#setFinalizer(leasesPlural, lease, false);
       if (!lease.metadata.deletionTimestamp) {
         await this.#o.custom.deleteNamespacedCustomObject({ group, version, namespace, plural: leasesPlural, name });
       }
@@ -475,48 +454,46 @@ export class BudgetReconciler {
   }
 
   async #addBudgetFinalizer(budget: StreamBudget): Promise<void> {
-    const finalizers = budget.metadata.finalizers ?? [];
+    await this.#setFinalizer(budgetsPlural, budget, true);
+    this.#o.metrics.apiWrites.inc({ kind: 'budget_finalizer', result: 'ok' });
+  }
+
+  async #removeBudgetFinalizer(budget: StreamBudget): Promise<void> {
+    try {
+      await this.#setFinalizer(budgetsPlural, budget, false);
+      this.#o.metrics.apiWrites.inc({ kind: 'budget_finalizer', result: 'ok' });
+    } catch (error) {
+      if (statusOf(error) !== 404) throw error;
+    }
+  }
+
+  /**
+   * Adds or removes the slots-held finalizer with a JSON patch that tests the
+   * resourceVersion we saw, so that a finalizer someone else changed meanwhile is never lost.
+   */
+  async #setFinalizer(plural: string, object: StreamBudget | StreamLease, present: boolean): Promise<void> {
+    const finalizers = object.metadata.finalizers ?? [];
+    if (finalizers.includes(slotsHeldFinalizer) === present) return;
     await this.#o.custom.patchNamespacedCustomObject(
       {
         group,
         version,
-        namespace: budget.metadata.namespace as string,
-        plural: budgetsPlural,
-        name: budget.metadata.name as string,
+        namespace: object.metadata.namespace as string,
+        plural,
+        name: object.metadata.name as string,
         body: [
-          { op: 'test', path: '/metadata/resourceVersion', value: budget.metadata.resourceVersion },
-          { op: 'replace', path: '/metadata/finalizers', value: [...finalizers, slotsHeldFinalizer] },
+          { op: 'test', path: '/metadata/resourceVersion', value: object.metadata.resourceVersion },
+          {
+            // add, not replace: it also sets a list that is not there yet.
+            op: 'add',
+            path: '/metadata/finalizers',
+            value: present ? [...finalizers, slotsHeldFinalizer] : finalizers.filter((f) => f !== slotsHeldFinalizer),
+          },
         ],
         fieldManager: operatorManager,
       },
       jsonPatch,
     );
-    this.#o.metrics.apiWrites.inc({ kind: 'budget_finalizer', result: 'ok' });
-  }
-
-  async #removeBudgetFinalizer(budget: StreamBudget): Promise<void> {
-    const finalizers = budget.metadata.finalizers ?? [];
-    if (!finalizers.includes(slotsHeldFinalizer)) return;
-    try {
-      await this.#o.custom.patchNamespacedCustomObject(
-        {
-          group,
-          version,
-          namespace: budget.metadata.namespace as string,
-          plural: budgetsPlural,
-          name: budget.metadata.name as string,
-          body: [
-            { op: 'test', path: '/metadata/resourceVersion', value: budget.metadata.resourceVersion },
-            { op: 'replace', path: '/metadata/finalizers', value: finalizers.filter((f) => f !== slotsHeldFinalizer) },
-          ],
-          fieldManager: operatorManager,
-        },
-        jsonPatch,
-      );
-      this.#o.metrics.apiWrites.inc({ kind: 'budget_finalizer', result: 'ok' });
-    } catch (error) {
-      if (statusOf(error) !== 404) throw error;
-    }
   }
 
   async #writeStatus(budget: StreamBudget, status: StreamBudget['status'], log: Logger): Promise<void> {

@@ -51,7 +51,10 @@ describe('budget status', () => {
     assert.match(degraded?.message ?? '', /9 streams are reserved against a limit of 4/);
     assert.match(degraded?.message ?? '', /pod-a/);
     assert.match(degraded?.message ?? '', /other\/flux/);
-    assert.equal(condition(budgetStatus(figures({ upstreamRejections: 3 }), undefined, t0), 'Degraded')?.reason, 'UpstreamRejecting');
+    assert.equal(
+      condition(budgetStatus(figures({ upstreamRejections: 3 }), undefined, t0), 'Degraded')?.reason,
+      'UpstreamRejecting',
+    );
   });
 
   it('keeps lastTransitionTime while a condition keeps its status', () => {

@@ -2,7 +2,13 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { SessionModel } from './session-model.js';
 
-const autoscale = { scaleUpAtPercent: 70, stepPercent: 10, intervalSeconds: 60, scaleDownBelowPercent: 50, maxPerMinute: 130 };
+const autoscale = {
+  scaleUpAtPercent: 70,
+  stepPercent: 10,
+  intervalSeconds: 60,
+  scaleDownBelowPercent: 50,
+  maxPerMinute: 130,
+};
 
 describe('the new-session model', () => {
   it('is the declared rate without autoscale', () => {

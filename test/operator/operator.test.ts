@@ -227,6 +227,11 @@ describe('the operator under failure', () => {
       return degraded?.status === 'True' && degraded.reason === 'OverCommitted' ? current : undefined;
     });
     assert.match(budget.status?.conditions?.find((c) => c.type === 'Degraded')?.message ?? '', /limit of 4/);
+    const events = await waitFor('an OverCommitted event', async () => {
+      const list = await f.core.listNamespacedEvent({ namespace: f.namespace });
+      return list.items.find((e) => e.reason === 'OverCommitted' && e.involvedObject.kind === 'StreamBudget');
+    });
+    assert.equal(events.type, 'Warning');
     await waitFor('the grant to fall', async () => (grantOf(await f.leaseOf('pod-a')) <= 4 ? true : undefined));
     assert.equal(a.filter((s) => s.ws.readyState === s.ws.OPEN).length, 8, 'no stream was ended');
     assert.equal(opened(await f.open('pod-a', 1)).length, 0, 'nothing new while over');
