@@ -6,6 +6,7 @@
  * counted for the release delay. Time and timers are injected, so it is tested without
  * sleeping.
  */
+import { type Clock, systemClock } from '../crds/api/clock.js';
 import { TokenBucket } from './token-bucket.js';
 
 /** Why a stream was not admitted; the reason header of the 429. */
@@ -25,18 +26,6 @@ export interface BudgetSettings {
   maxQueueLength: number;
   releaseDelayMs: number;
 }
-
-export interface Clock {
-  now(): number;
-  setTimer(callback: () => void, ms: number): unknown;
-  clearTimer(timer: unknown): void;
-}
-
-export const systemClock: Clock = {
-  now: () => performance.now(),
-  setTimer: (callback, ms) => setTimeout(callback, ms),
-  clearTimer: (timer) => clearTimeout(timer as NodeJS.Timeout),
-};
 
 /** A stream refused admission. */
 export class AdmissionRejected extends Error {
@@ -65,6 +54,10 @@ export class BudgetGate {
   waiting = 0;
   admitted = 0;
   readonly rejected: Record<RejectReason, number> = { concurrency: 0, 'session-rate': 0, 'no-grant': 0 };
+  /** Streams the sidecar ended on its own (idle, missed pong, too long); counted by the proxy. */
+  reaped = 0;
+  /** Handshakes the upstream refused (any HTTP status, a timeout, unreachable); counted by the proxy. */
+  upstreamRejected = 0;
 
   constructor(settings: BudgetSettings, grant: Grant, now: number) {
     this.settings = settings;

@@ -3,13 +3,17 @@ import { describe, test } from 'node:test';
 import { ApiException } from '@kubernetes/client-node';
 import { leaseTimings, type StreamBudget, selects } from '../crds/api/index.js';
 import { FakeClock } from '../test/support/fake-clock.js';
+import { BudgetGate } from './admission.js';
 import {
+  continuedTotals,
   DemandWindow,
   describeFailure,
   Fence,
+  gateTotals,
   type LeaseReport,
   pendingWrite,
   RecentCount,
+  reportedTotals,
   statusPatch,
   WriteSchedule,
 } from './lease-sync.js';
@@ -208,6 +212,8 @@ describe('status writes', () => {
     sessionsLastMinute: 1,
     admittedTotal: 1,
     rejectedTotal: 0,
+    reapedTotal: 0,
+    upstreamRejectedTotal: 0,
   };
 
   test('a new epoch or grant is an acknowledgement; other news is a change', () => {
@@ -218,6 +224,12 @@ describe('status writes', () => {
     assert.equal(pendingWrite(report, { ...report, queued: 1 }), 'change');
     assert.equal(pendingWrite(report, { ...report, demand: 3 }), 'change');
     assert.equal(pendingWrite(report, { ...report }), 'none');
+  });
+
+  test('any counter that moved is a change, so it goes out after the minimum gap, not the heartbeat', () => {
+    for (const key of ['admittedTotal', 'rejectedTotal', 'reapedTotal', 'upstreamRejectedTotal'] as const) {
+      assert.equal(pendingWrite(report, { ...report, [key]: report[key] + 1 }), 'change', key);
+    }
   });
 
   test('the patch carries every field, clears a rate no longer granted, and stamps milliseconds', () => {
@@ -232,6 +244,8 @@ describe('status writes', () => {
       sessionsLastMinute: 1,
       admittedTotal: 1,
       rejectedTotal: 0,
+      reapedTotal: 0,
+      upstreamRejectedTotal: 0,
       heartbeatTime: '2025-01-02T03:04:05.678Z',
     });
     const withRate = statusPatch(
@@ -239,6 +253,59 @@ describe('status writes', () => {
       new Date(),
     );
     assert.deepEqual(withRate.status.grant, { concurrency: 2, newSessionsPerMinute: 30, burst: 3 });
+  });
+
+  test("a gate's counters: admissions, rejections of every reason, reaped streams, upstream refusals", () => {
+    const gate = new BudgetGate(
+      { name: 'voice/flux', queueTimeoutMs: 0, maxQueueLength: 0, releaseDelayMs: 0 },
+      { concurrency: 1 },
+      0,
+    );
+    gate.admitted = 5;
+    gate.rejected.concurrency = 1;
+    gate.rejected['session-rate'] = 2;
+    gate.rejected['no-grant'] = 3;
+    gate.reaped = 4;
+    gate.upstreamRejected = 7;
+    assert.deepEqual(gateTotals(gate), {
+      admittedTotal: 5,
+      rejectedTotal: 6,
+      reapedTotal: 4,
+      upstreamRejectedTotal: 7,
+    });
+  });
+
+  test('counters continue from what the lease reported before a restart', () => {
+    const reported = reportedTotals({ admittedTotal: 10, rejectedTotal: 2, reapedTotal: 3, upstreamRejectedTotal: 4 });
+    const fresh = { admittedTotal: 0, rejectedTotal: 0, reapedTotal: 0, upstreamRejectedTotal: 0 };
+    assert.deepEqual(continuedTotals({ reported, gate: fresh }, fresh), reported, 'nothing new: what it reported');
+    const now = { admittedTotal: 2, rejectedTotal: 1, reapedTotal: 1, upstreamRejectedTotal: 1 };
+    assert.deepEqual(continuedTotals({ reported, gate: fresh }, now), {
+      admittedTotal: 12,
+      rejectedTotal: 3,
+      reapedTotal: 4,
+      upstreamRejectedTotal: 5,
+    });
+  });
+
+  test('a lease recreated while the gate lives on counts only what the gate counted since', () => {
+    const atTake = { admittedTotal: 7, rejectedTotal: 1, reapedTotal: 2, upstreamRejectedTotal: 3 };
+    const now = { admittedTotal: 8, rejectedTotal: 1, reapedTotal: 3, upstreamRejectedTotal: 5 };
+    assert.deepEqual(continuedTotals({ reported: reportedTotals(undefined), gate: atTake }, now), {
+      admittedTotal: 1,
+      rejectedTotal: 0,
+      reapedTotal: 1,
+      upstreamRejectedTotal: 2,
+    });
+  });
+
+  test('a status an older sidecar wrote, without the newer counters, continues them from 0', () => {
+    assert.deepEqual(reportedTotals({ admittedTotal: 3, rejectedTotal: 1 }), {
+      admittedTotal: 3,
+      rejectedTotal: 1,
+      reapedTotal: 0,
+      upstreamRejectedTotal: 0,
+    });
   });
 
   test('failures are described by code and reason, never by body or headers', () => {

@@ -21,6 +21,7 @@ import {
   Watch,
 } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
+import { type Clock, systemClock } from '../crds/api/clock.js';
 import {
   type LeaseTimings,
   leaseTimings,
@@ -35,7 +36,7 @@ import {
   streamBudgetResource,
   streamLeaseResource,
 } from '../crds/api/index.js';
-import { type Admission, BudgetGate, type BudgetSettings, type Clock, type Grant, systemClock } from './admission.js';
+import { type Admission, BudgetGate, type BudgetSettings, type Grant } from './admission.js';
 import type { EnforcedBudget } from './budgets.js';
 import type { PodIdentity } from './config.js';
 import { RouteMatcher } from './match.js';
@@ -189,8 +190,44 @@ export class WriteSchedule {
   }
 }
 
+/**
+ * The counters a lease reports: streams admitted, rejected locally, ended by the sidecar
+ * on its own (idle, a missed pong, too long) and refused by the upstream at the handshake
+ * (any HTTP status, a timeout, unreachable). They only grow, across restarts of the sidecar.
+ */
+const totalKeys = ['admittedTotal', 'rejectedTotal', 'reapedTotal', 'upstreamRejectedTotal'] as const;
+export type LeaseTotals = Record<(typeof totalKeys)[number], number>;
+
+function totalsOf(value: (key: keyof LeaseTotals) => number): LeaseTotals {
+  return Object.fromEntries(totalKeys.map((key) => [key, value(key)])) as LeaseTotals;
+}
+
+/** A gate's own counters, since it was created. */
+export function gateTotals(gate: BudgetGate): LeaseTotals {
+  return {
+    admittedTotal: gate.admitted,
+    rejectedTotal: gate.rejected.concurrency + gate.rejected['session-rate'] + gate.rejected['no-grant'],
+    reapedTotal: gate.reaped,
+    upstreamRejectedTotal: gate.upstreamRejected,
+  };
+}
+
+/** The counters a lease's status carries; one it does not carry (an older sidecar wrote it) counts from 0. */
+export function reportedTotals(status: StreamLeaseStatus | undefined): LeaseTotals {
+  return totalsOf((key) => status?.[key] ?? 0);
+}
+
+/**
+ * The counters to report: what the lease carried when this run took it up, plus what the
+ * gate counted since. The gate may be older than the lease: a lease recreated under the
+ * same name continues from its own status, not from the gate's.
+ */
+export function continuedTotals(base: { reported: LeaseTotals; gate: LeaseTotals }, gateNow: LeaseTotals): LeaseTotals {
+  return totalsOf((key) => base.reported[key] + gateNow[key] - base.gate[key]);
+}
+
 /** What a status write reports, less its time. */
-export interface LeaseReport {
+export interface LeaseReport extends LeaseTotals {
   observedEpoch: number;
   grant: Grant;
   inUse: number;
@@ -198,17 +235,19 @@ export interface LeaseReport {
   queued: number;
   demand: number;
   sessionsLastMinute: number;
-  admittedTotal: number;
-  rejectedTotal: number;
 }
 
-/** Whether a report is new to the operator: an acknowledgement, another usage, or the same as before. */
+/**
+ * Whether a report is new to the operator: an acknowledgement, another usage, or the same
+ * as before. Any counter that moved is a change, so that the operator sees, say, an
+ * upstream refusal within the minimum heartbeat gap rather than at the next plain heartbeat.
+ */
 export function pendingWrite(written: LeaseReport | undefined, report: LeaseReport): PendingWrite {
   if (!written || written.observedEpoch !== report.observedEpoch || !sameGrant(written.grant, report.grant)) {
     return 'ack';
   }
-  const keys = ['inUse', 'staleSlots', 'queued', 'demand', 'sessionsLastMinute', 'admittedTotal', 'rejectedTotal'];
-  return keys.some((k) => written[k as keyof LeaseReport] !== report[k as keyof LeaseReport]) ? 'change' : 'none';
+  const keys = ['inUse', 'staleSlots', 'queued', 'demand', 'sessionsLastMinute', ...totalKeys] as const;
+  return keys.some((k) => written[k] !== report[k]) ? 'change' : 'none';
 }
 
 /**
@@ -230,6 +269,8 @@ export function statusPatch(report: LeaseReport, heartbeatTime: Date): { status:
     sessionsLastMinute: report.sessionsLastMinute,
     admittedTotal: report.admittedTotal,
     rejectedTotal: report.rejectedTotal,
+    reapedTotal: report.reapedTotal,
+    upstreamRejectedTotal: report.upstreamRejectedTotal,
     // RFC 3339 with milliseconds: the operator tells heartbeats apart within a second.
     heartbeatTime: heartbeatTime.toISOString(),
   };
@@ -437,8 +478,8 @@ interface Entry {
   schedule: WriteSchedule;
   demand: DemandWindow;
   sessions: RecentCount;
-  /** Counters of the lease from before this run, and the gate's own counters when the lease was taken up. */
-  base: { uid: string | undefined; admitted: number; rejected: number; gateAdmitted: number; gateRejected: number };
+  /** The lease taken up: its counters from before this run, and the gate's own counters at that moment. */
+  base: { uid: string | undefined; reported: LeaseTotals; gate: LeaseTotals };
   /** The last report written successfully, and the last one sent. */
   written: LeaseReport | undefined;
   attempted: LeaseReport | undefined;
@@ -748,7 +789,7 @@ export class LeaseSync {
       schedule: new WriteSchedule(timings),
       demand: new DemandWindow(),
       sessions: new RecentCount(60_000),
-      base: { uid: undefined, admitted: 0, rejected: 0, gateAdmitted: 0, gateRejected: 0 },
+      base: { uid: undefined, reported: reportedTotals(undefined), gate: gateTotals(gate) },
       written: undefined,
       attempted: undefined,
       writing: false,
@@ -815,13 +856,7 @@ export class LeaseSync {
 
   /** A lease (new, or recreated under the same name): its counters continue from what it reports. */
   #takeLease(entry: Entry, lease: StreamLease): void {
-    entry.base = {
-      uid: lease.metadata?.uid,
-      admitted: lease.status?.admittedTotal ?? 0,
-      rejected: lease.status?.rejectedTotal ?? 0,
-      gateAdmitted: entry.gate.admitted,
-      gateRejected: rejectedTotal(entry.gate),
-    };
+    entry.base = { uid: lease.metadata?.uid, reported: reportedTotals(lease.status), gate: gateTotals(entry.gate) };
     // Nothing was written to this lease yet: the first write is its acknowledgement.
     entry.written = undefined;
     entry.attempted = undefined;
@@ -857,10 +892,10 @@ export class LeaseSync {
 
   #report(entry: Entry, now: number): LeaseReport {
     const { gate } = entry;
-    const rejected = rejectedTotal(gate);
+    const totals = gateTotals(gate);
     const inUse = gate.inUse(now);
     const queued = gate.waiting;
-    entry.demand.record(now, inUse + queued, rejected);
+    entry.demand.record(now, inUse + queued, totals.rejectedTotal);
     entry.sessions.record(now, gate.admitted);
     return {
       observedEpoch: entry.lease?.spec.epoch ?? 0,
@@ -871,8 +906,7 @@ export class LeaseSync {
       queued,
       demand: entry.demand.demand(now),
       sessionsLastMinute: entry.sessions.count(now),
-      admittedTotal: entry.base.admitted + gate.admitted - entry.base.gateAdmitted,
-      rejectedTotal: entry.base.rejected + rejected - entry.base.gateRejected,
+      ...continuedTotals(entry.base, totals),
     };
   }
 
@@ -953,8 +987,4 @@ export class LeaseSync {
     }
     this.#timer = this.#clock.setTimer(() => this.#tick(), Math.max(1, next - now));
   }
-}
-
-function rejectedTotal(gate: BudgetGate): number {
-  return gate.rejected.concurrency + gate.rejected['session-rate'] + gate.rejected['no-grant'];
 }

@@ -42,6 +42,11 @@ const notForwarded = new Set([
 ]);
 
 const reapReasons = new Set(['idle', 'missed-pong', 'max-duration', 'shutdown', 'protocol-error']);
+/**
+ * The ends a lease's reapedTotal counts: the stream's own doing. A shutdown is the
+ * sidecar's, and a protocol error the client's fault, not a sign of idle or stuck streams.
+ */
+const reapedByRule = new Set(['idle', 'missed-pong', 'max-duration']);
 
 const rejectionCodes = {
   concurrency: 'SLUICE_E_CONCURRENCY',
@@ -95,6 +100,15 @@ function answer(socket: Duplex, status: number, body: unknown, headers: Record<s
 
 function statusText(status: number): string {
   return STATUS_CODES[status] ?? 'Error';
+}
+
+/**
+ * Counts an upstream refusal of the handshake: in the metric, and against every budget
+ * the stream is charged to, for the lease status the operator reads it from.
+ */
+function countUpstreamRejection(metrics: SidecarMetrics, slot: StreamSlot | undefined, status: string): void {
+  metrics.upstreamRejections.inc({ status });
+  for (const gate of slot?.budgets ?? []) gate.upstreamRejected += 1;
 }
 
 /** What is wrong with an upgrade request, if anything (RFC 6455 section 4.2.1). */
@@ -402,7 +416,7 @@ export class StreamProxy {
     this.#dialling.add(giveUpForShutdown);
     const timer = setTimeout(() => {
       abortDial(() => {
-        metrics.upstreamRejections.inc({ status: 'timeout' });
+        countUpstreamRejection(metrics, slot, 'timeout');
         log.warn({ stream: id, budget: names[0] }, 'Upstream handshake timed out');
         this.#refuse(client, 'SLUICE_E_UPSTREAM_TIMEOUT', id);
       });
@@ -411,7 +425,7 @@ export class StreamProxy {
     upstreamRequest.on('error', (error: NodeJS.ErrnoException) => {
       if (!settle()) return;
       stopWatching();
-      metrics.upstreamRejections.inc({ status: 'unreachable' });
+      countUpstreamRejection(metrics, slot, 'unreachable');
       // Refused before it connected: nothing was opened. Lost after: the upstream may count it.
       if (connected) slot?.release(false);
       else slot?.cancel(performance.now());
@@ -424,7 +438,7 @@ export class StreamProxy {
       stopWatching();
       // The upstream refused the handshake: relay its status, its dg- headers and its body.
       const status = res.statusCode ?? 502;
-      metrics.upstreamRejections.inc({ status: String(status) });
+      countUpstreamRejection(metrics, slot, String(status));
       const chunks: Buffer[] = [];
       let size = 0;
       let done = false;
@@ -529,6 +543,7 @@ export class StreamProxy {
       slot?.release(end.clean);
       metrics.ended.inc({ cause: end.cause, clean: String(end.clean) });
       if (reapReasons.has(end.cause)) metrics.reaped.inc({ reason: end.cause });
+      if (reapedByRule.has(end.cause)) for (const gate of slot?.budgets ?? []) gate.reaped += 1;
       metrics.bytes.inc({ direction: 'client_to_upstream' }, end.bytesFromClient);
       metrics.bytes.inc({ direction: 'upstream_to_client' }, end.bytesFromUpstream);
       const seconds = (performance.now() - startedAt) / 1000;

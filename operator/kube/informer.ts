@@ -8,7 +8,7 @@ import { request as httpRequest } from 'node:http';
 import { request as httpsRequest, type RequestOptions } from 'node:https';
 import { ApiException, type KubeConfig, type KubernetesObject, Watch } from '@kubernetes/client-node';
 import { type Logger, pino } from 'pino';
-import { type Clock, systemClock } from './work-queue.js';
+import { type Clock, systemClock } from '../../crds/api/clock.js';
 
 /**
  * Where a kind of object lives in the API; `group` is empty for the core group. The

@@ -14,7 +14,7 @@ import {
   V1MicroTime,
 } from '@kubernetes/client-node';
 import { type Logger, pino } from 'pino';
-import { type Clock, systemClock } from './work-queue.js';
+import { type Clock, systemClock } from '../../crds/api/clock.js';
 
 /** The calls the elector makes; a CoordinationV1Api, or a test's wrapper of one. */
 export type LeaseApi = Pick<

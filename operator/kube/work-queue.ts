@@ -4,18 +4,7 @@
  * timers are injected, so the queue is tested without sleeping.
  */
 
-/** Time and timers as the operator's plumbing uses them; `now()` is monotonic milliseconds. */
-export interface Clock {
-  now(): number;
-  setTimer(callback: () => void, ms: number): unknown;
-  clearTimer(timer: unknown): void;
-}
-
-export const systemClock: Clock = {
-  now: () => performance.now(),
-  setTimer: (callback, ms) => setTimeout(callback, ms),
-  clearTimer: (timer) => clearTimeout(timer as NodeJS.Timeout),
-};
+import { type Clock, systemClock } from '../../crds/api/clock.js';
 
 export interface WorkQueueOptions {
   /** The first retry of a failing key waits this long; each further failure doubles it. */

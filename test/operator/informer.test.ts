@@ -16,9 +16,9 @@ import {
   type V1Pod,
 } from '@kubernetes/client-node';
 import { pino } from 'pino';
+import type { Clock } from '../../crds/api/clock.js';
 import { type StreamLease, streamLeaseResource } from '../../crds/api/index.js';
 import { Informer, type InformerOptions, podsResource } from '../../operator/kube/informer.js';
-import type { Clock } from '../../operator/kube/work-queue.js';
 import { ControlPlane } from '../cluster/control-plane.js';
 import { crdManifests } from '../cluster/crds.js';
 import { testCluster, testNamespace } from '../cluster/test-cluster.js';

@@ -19,12 +19,17 @@ after(async () => {
   for (const fleet of fleets) await fleet.stop();
 });
 
+/** A fleet of its own for one test; the previous test's is stopped first (tests here run one at a time). */
 async function fleet(options: Omit<FleetOptions, 'admin' | 'namespace'>): Promise<LocalFleet> {
+  for (const previous of fleets.splice(0)) await previous.stop();
   const cluster = await testCluster();
+  const namespace = await testNamespace('operator');
   const created = await LocalFleet.create({
     admin: cluster.kubeConfig(),
-    namespace: await testNamespace('operator'),
+    namespace,
     ...options,
+    // Tests share the control plane: each fleet's operators mind their own namespace.
+    operatorEnv: { SLUICE_WATCH_NAMESPACE: namespace, ...options.operatorEnv },
   });
   fleets.push(created);
   return created;

@@ -3,8 +3,9 @@
  * with the credentials a pod would have: a ServiceAccount bound to sidecar/rbac.yaml.
  * The test plays the operator with admin credentials, writing lease specs by hand, and
  * checks the lease protocol from the sidecar's side: no lease, no streams; grants
- * acknowledged in one write and enforced; heartbeats; a restart that remembers; a fence
- * when the API server is away; and a Role that is enough and no more.
+ * acknowledged in one write and enforced; heartbeats, with the streams the upstream refused
+ * and those the sidecar reaped; a restart that remembers; a fence when the API server is
+ * away; and a Role that is enough and no more.
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -55,6 +56,8 @@ const budgets = { ...group, plural: 'streambudgets' };
 const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
 const serviceAccount = 'sluice-sidecar';
 const podName = 'voicebot-0';
+/** A key the emulator does not know: it refuses the handshake with 401. */
+const unknownKey = { headers: { authorization: 'Token not-a-key' } };
 
 /** One pod's world: namespace, service account and Role, the Pod, a budget, an emulator, and the sidecar's kubeconfig. */
 interface World {
@@ -431,6 +434,53 @@ describe('the sidecar in Kubernetes mode', () => {
     });
   });
 
+  test('handshakes the upstream refuses are reported in upstreamRejectedTotal', async () => {
+    const w = await world();
+    const sidecar = await startSidecar(w);
+    await writeLease(w, { concurrency: 2 }, 1);
+    await acknowledged(w, 1, 2);
+    await waitFor(
+      'the fence to lift',
+      async () => (await gauge(sidecar, 'sluice_sidecar_fenced', `${w.namespace}/flux`)) === 0,
+    );
+    assert.equal((await refusedHandshake(`${sidecar.url}${fluxPath}`, unknownKey)).status, 401);
+    const first = await waitFor('a heartbeat with the refusal', async () => {
+      const lease = await readLease(w);
+      return lease.status?.upstreamRejectedTotal === 1 ? lease : undefined;
+    });
+    assert.equal(first.status?.rejectedTotal, 0, 'refused upstream, not by the sidecar');
+    assert.equal(first.status?.reapedTotal, 0);
+
+    w.emulator.addFault({ id: 'busy', match: { project: 'p' }, action: { type: 'status', status: 429 }, remaining: 1 });
+    const busy = await refusedHandshake(`${sidecar.url}${fluxPath}`, auth);
+    assert.equal(busy.status, 429);
+    assert.equal(busy.headers['x-sluice-reason'], undefined, "the upstream's 429, not the sidecar's");
+    await waitFor('a heartbeat with the second refusal', async () => {
+      const status = (await readLease(w)).status;
+      return status?.upstreamRejectedTotal === 2 && status.rejectedTotal === 0 && status.inUse === 0;
+    });
+  });
+
+  test('a stream it ends for idling is reported in reapedTotal', async () => {
+    const w = await world({ reaping: { idleTimeoutSeconds: 1, upstreamReleaseDelaySeconds: 2 } });
+    const sidecar = await startSidecar(w);
+    await writeLease(w, { concurrency: 1 }, 1);
+    await acknowledged(w, 1, 1);
+    await waitFor(
+      'the fence to lift',
+      async () => (await gauge(sidecar, 'sluice_sidecar_fenced', `${w.namespace}/flux`)) === 0,
+    );
+    // The client sends nothing: the sidecar ends the stream after a second.
+    const stream = await openStream(`${sidecar.url}${fluxPath}`, auth);
+    assert.equal((await stream.closed).code, 1000);
+    const lease = await waitFor('a heartbeat with the reaped stream', async () => {
+      const found = await readLease(w);
+      return found.status?.reapedTotal === 1 && found.status.inUse === 0 ? found : undefined;
+    });
+    assert.equal(lease.status?.admittedTotal, 1);
+    assert.equal(lease.status?.upstreamRejectedTotal, 0);
+  });
+
   test('a lease being deleted, or a pod no longer selected, gets no grant but reports usage until it is 0', async () => {
     const w = await world();
     const sidecar = await startSidecar(w);
@@ -524,7 +574,11 @@ describe('the sidecar in Kubernetes mode', () => {
       await openStream(`${first.url}${fluxPath}`, auth),
       await openStream(`${first.url}${fluxPath}`, auth),
     ];
-    await waitFor('a heartbeat with both streams', async () => (await readLease(w)).status?.inUse === 2);
+    assert.equal((await refusedHandshake(`${first.url}${fluxPath}`, unknownKey)).status, 401);
+    await waitFor('a heartbeat with both streams and the refusal', async () => {
+      const status = (await readLease(w)).status;
+      return status?.inUse === 2 && status.upstreamRejectedTotal === 1;
+    });
     const pid = first.script.child.pid as number;
     process.kill(-pid, 'SIGKILL');
     await first.script.exited;
@@ -547,16 +601,18 @@ describe('the sidecar in Kubernetes mode', () => {
       'the held slots to be released',
       async () => (await gauge(second, 'sluice_sidecar_stale_slots', budget)) === 0,
     );
+    assert.equal((await refusedHandshake(`${second.url}${fluxPath}`, unknownKey)).status, 401);
     const one = await openStream(`${second.url}${fluxPath}`, auth);
     const two = await openStream(`${second.url}${fluxPath}`, auth);
     const three = await openStream(`${second.url}${fluxPath}`, auth);
     assert.deepEqual(await refusal(second), { status: 429, reason: 'concurrency' });
     for (const s of [one, two, three]) s.ws.close();
-    // The counters continue from the first run: 2 then, 3 now.
-    await waitFor(
-      'the admissions of both runs to be counted',
-      async () => (await readLease(w)).status?.admittedTotal === 5,
-    );
+    // The counters continue from the first run: 3 admitted then (the refused handshake
+    // too), 4 now; one refusal upstream then, one now.
+    await waitFor('the counters of both runs to be added up', async () => {
+      const status = (await readLease(w)).status;
+      return status?.admittedTotal === 7 && status.upstreamRejectedTotal === 2;
+    });
   });
 
   test('the Role is enough, and no more', async () => {

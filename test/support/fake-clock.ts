@@ -2,7 +2,7 @@
  * A clock for pure code under test: time moves only when the test says so, and
  * timers fire in order as it passes.
  */
-import type { Clock } from '../../sidecar/admission.js';
+import type { Clock } from '../../crds/api/clock.js';
 
 export class FakeClock implements Clock {
   #now = 0;
