@@ -29,7 +29,7 @@ import { repoRoot } from '../cluster/process.js';
 import { Emulator } from '../emulator/server.js';
 import { type Script, startScript } from '../support/script.js';
 import { HandshakeRefused, type OpenedStream, openStream } from '../support/stream-client.js';
-import { waitFor } from '../support/wait.js';
+import { StopWaiting, waitFor } from '../support/wait.js';
 
 export const projectKey = 'fleet-key';
 export const fluxPath = '/v2/listen?model=flux-general-en&encoding=linear16&sample_rate=16000';
@@ -279,7 +279,7 @@ export class LocalFleet {
           .output()
           .split('\n')
           .find((l) => l.includes('"msg":"Started sidecar"'));
-        if (!found && script.child.exitCode !== null) throw new Error(`The sidecar exited:\n${script.output()}`);
+        if (!found && script.child.exitCode !== null) throw new StopWaiting(`The sidecar exited:\n${script.output()}`);
         return found;
       },
       { timeoutMs: 30_000 },
@@ -321,7 +321,7 @@ export class LocalFleet {
           .output()
           .split('\n')
           .find((l) => l.includes('"msg":"Started operator"'));
-        if (!found && script.child.exitCode !== null) throw new Error(`The operator exited:\n${script.output()}`);
+        if (!found && script.child.exitCode !== null) throw new StopWaiting(`The operator exited:\n${script.output()}`);
         return found;
       },
       { timeoutMs: 30_000 },

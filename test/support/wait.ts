@@ -8,7 +8,15 @@ export interface WaitOptions {
   intervalMs?: number;
 }
 
-/** Resolves with the first truthy value `check` returns; rejects after `timeoutMs`. */
+/** Thrown by a check when waiting longer is pointless (the process it waits on has died). */
+export class StopWaiting extends Error {
+  override name = 'StopWaiting';
+}
+
+/**
+ * Resolves with the first truthy value `check` returns; rejects after `timeoutMs`. A check
+ * that throws is tried again (the API may be briefly away), unless it throws StopWaiting.
+ */
 export async function waitFor<T>(
   what: string,
   check: () => Promise<T> | T,
@@ -23,6 +31,7 @@ export async function waitFor<T>(
       if (value) return value as NonNullable<T>;
       last = value;
     } catch (error) {
+      if (error instanceof StopWaiting) throw error;
       last = error;
     }
     if (Date.now() >= deadline) {
