@@ -8,10 +8,10 @@ import { CoordinationV1Api, CoreV1Api, CustomObjectsApi, type KubeConfig, type V
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { type StreamBudget, type StreamLease, streamBudgetResource, streamLeaseResource } from '../crds/api/index.js';
+import { Informer, podsResource } from '../crds/kube/informer.js';
 import { createOperatorAdmin } from './admin.js';
 import { BudgetReconciler } from './budget-reconciler.js';
 import type { OperatorConfig } from './config.js';
-import { Informer, podsResource } from './kube/informer.js';
 import { LeaderElector } from './kube/leader-election.js';
 import { runWorkers, WorkQueue } from './kube/work-queue.js';
 import { OperatorMetrics } from './metrics.js';

@@ -42,6 +42,18 @@ describe('Admission', () => {
     assert.equal(flux.inUse(clock.now()), 2);
   });
 
+  test('tells a slot how long it waited in the queue, and nothing when it did not', async () => {
+    const clock = new FakeClock();
+    const admission = new Admission(clock);
+    const flux = gate(clock, 'flux', { concurrency: 1 });
+    const a = await admission.admit([flux]);
+    assert.equal(a.queuedMs, undefined);
+    const waiting = admission.admit([flux]);
+    clock.advance(250);
+    a.release(true);
+    assert.equal((await waiting).queuedMs, 250);
+  });
+
   test('rejects a waiter with the blocking reason when its queue time runs out', async () => {
     const clock = new FakeClock();
     const admission = new Admission(clock);

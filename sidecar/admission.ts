@@ -159,6 +159,8 @@ function bucketFor(grant: Grant, now: number): TokenBucket | undefined {
 /** The budgets one admitted stream holds; released exactly once. */
 export class StreamSlot {
   readonly budgets: readonly BudgetGate[];
+  /** How long the stream waited in the queue for this slot; undefined when it was admitted at once. */
+  queuedMs: number | undefined;
   #released = false;
   readonly #onRelease: (slot: StreamSlot, clean: boolean) => void;
   readonly #onDoubleRelease: () => void;
@@ -283,7 +285,9 @@ export class Admission {
         continue;
       }
       this.#leave(waiter);
-      waiter.resolve(this.#take(waiter.budgets, now));
+      const slot = this.#take(waiter.budgets, now);
+      slot.queuedMs = now - waiter.enqueuedAt;
+      waiter.resolve(slot);
     }
     this.#queue = remaining;
     this.#schedule(now);

@@ -1,13 +1,11 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { ApiException } from '@kubernetes/client-node';
 import { leaseTimings, type StreamBudget, selects } from '../crds/api/index.js';
 import { FakeClock } from '../test/support/fake-clock.js';
 import { BudgetGate } from './admission.js';
 import {
   continuedTotals,
   DemandWindow,
-  describeFailure,
   Fence,
   gateTotals,
   type LeaseReport,
@@ -306,15 +304,5 @@ describe('status writes', () => {
       reapedTotal: 0,
       upstreamRejectedTotal: 0,
     });
-  });
-
-  test('failures are described by code and reason, never by body or headers', () => {
-    const refused = Object.assign(
-      new Error('request to https://x/status failed, reason: connect ECONNREFUSED 127.0.0.1:6443'),
-      { code: 'ECONNREFUSED' },
-    );
-    assert.deepEqual(describeFailure(refused), { code: 'ECONNREFUSED', reason: 'connect ECONNREFUSED 127.0.0.1:6443' });
-    const forbidden = new ApiException(403, 'Forbidden', { reason: 'Forbidden', message: 'no' }, { secret: 'h' });
-    assert.deepEqual(describeFailure(forbidden), { code: 403, reason: 'Forbidden' });
   });
 });

@@ -8,17 +8,13 @@
  * shared rules come from crds/api, as the operator reads them.
  */
 import {
-  ApiException,
-  CoreV1Api,
   CustomObjectsApi,
   type KubeConfig,
-  type KubernetesObject,
   Observable,
   PatchStrategy,
   type RequestContext,
   type ResponseContext,
   type V1Pod,
-  Watch,
 } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { type Clock, systemClock } from '../crds/api/clock.js';
@@ -36,6 +32,8 @@ import {
   streamBudgetResource,
   streamLeaseResource,
 } from '../crds/api/index.js';
+import { Informer, podsResource } from '../crds/kube/informer.js';
+import { describeFailure } from '../crds/kube/request-failure.js';
 import { type Admission, BudgetGate, type BudgetSettings, type Grant } from './admission.js';
 import type { EnforcedBudget } from './budgets.js';
 import type { PodIdentity } from './config.js';
@@ -289,138 +287,9 @@ function grantOf(grant: StreamLeaseSpecGrant): Grant {
 const noGrant: Grant = { concurrency: 0 };
 
 // ---------------------------------------------------------------------------------------
-// The edge: list and watch.
+// The edge: status writes. The watches are crds/kube's informers, as the operator's are.
 
-type WatchEvent = 'ADDED' | 'MODIFIED' | 'DELETED';
-
-interface ListWatchOptions<T extends KubernetesObject> {
-  /** What is watched, for logs: budgets, leases, pod. */
-  resource: string;
-  path: string;
-  query: { labelSelector?: string; fieldSelector?: string };
-  list(): Promise<{ items: T[]; metadata?: { resourceVersion?: string } }>;
-  onList(items: T[]): void;
-  onEvent(type: WatchEvent, object: T): void;
-  onFailure(error: unknown, failures: number): void;
-  onRecovery(): void;
-}
-
-/**
- * List, then watch from the list's resourceVersion; watch again from the last version
- * seen when the server ends a watch, list again after a 410 (Gone) or any error, with a
- * backoff. A watch that stays silent past its server-side timeout is cut, so a dead
- * connection cannot stall it. Runs until stopped, whatever the API server does.
- */
-class ListWatch<T extends KubernetesObject> {
-  readonly #options: ListWatchOptions<T>;
-  readonly #watch: Watch;
-  #stopped = false;
-  #abort: (() => void) | undefined;
-  #wake: (() => void) | undefined;
-
-  constructor(kubeConfig: KubeConfig, options: ListWatchOptions<T>) {
-    this.#options = options;
-    this.#watch = new Watch(kubeConfig);
-  }
-
-  start(): void {
-    void this.#run();
-  }
-
-  stop(): void {
-    this.#stopped = true;
-    this.#abort?.();
-    this.#wake?.();
-  }
-
-  async #run(): Promise<void> {
-    let version: string | undefined;
-    let failures = 0;
-    while (!this.#stopped) {
-      const startedAt = performance.now();
-      try {
-        if (version === undefined) {
-          const list = await this.#options.list();
-          if (this.#stopped) return;
-          version = list.metadata?.resourceVersion ?? '';
-          this.#options.onList(list.items);
-          if (failures > 0) this.#options.onRecovery();
-          failures = 0;
-        }
-        const ended = await this.#watchOnce(version);
-        version = ended.gone ? undefined : ended.version;
-        // A watch the server ends at once, again and again, must not spin.
-        if (performance.now() - startedAt < 1000) await this.#sleep(500);
-      } catch (error) {
-        if (this.#stopped) return;
-        failures += 1;
-        version = undefined;
-        this.#options.onFailure(error, failures);
-        await this.#sleep(Math.min(5000, 200 * 2 ** Math.min(failures - 1, 5)) * (0.8 + Math.random() * 0.4));
-      }
-    }
-  }
-
-  /** One watch; resolves when the server ends it, rejects on an error. */
-  #watchOnce(version: string): Promise<{ version: string; gone: boolean }> {
-    const timeoutSeconds = 240 + Math.floor(Math.random() * 60);
-    return new Promise((resolve, reject) => {
-      let latest = version;
-      let gone = false;
-      let settled = false;
-      let controller: AbortController | undefined;
-      const finish = (error: unknown) => {
-        if (settled) return;
-        settled = true;
-        clearTimeout(watchdog);
-        this.#abort = undefined;
-        controller?.abort();
-        if (error) reject(error);
-        else resolve({ version: latest, gone });
-      };
-      // The server ends the watch after timeoutSeconds; silence well past that is a dead connection.
-      const watchdog = setTimeout(() => finish(new Error('the watch went silent')), (timeoutSeconds + 30) * 1000);
-      this.#abort = () => finish(new Error('stopped'));
-      this.#watch
-        .watch(
-          this.#options.path,
-          { ...this.#options.query, resourceVersion: version, allowWatchBookmarks: true, timeoutSeconds },
-          (type: string, object: T & { code?: number }) => {
-            if (settled) return;
-            if (type === 'ERROR') {
-              if (object.code === 410) gone = true;
-              else finish(new ApiException(object.code ?? 500, 'watch error', object, {}));
-              return;
-            }
-            const seen = object.metadata?.resourceVersion;
-            if (seen) latest = seen;
-            if (type === 'ADDED' || type === 'MODIFIED' || type === 'DELETED') this.#options.onEvent(type, object);
-          },
-          (error: unknown) => finish(error),
-        )
-        .then(
-          (c) => {
-            controller = c;
-            if (settled) c.abort();
-          },
-          (error: unknown) => finish(error),
-        );
-    });
-  }
-
-  #sleep(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const timer = setTimeout(done, ms);
-      function done() {
-        clearTimeout(timer);
-        resolve();
-      }
-      this.#wake = done;
-    });
-  }
-}
-
-/** A request middleware that gives up after `ms`: a hung connection must not hold a write or a list forever. */
+/** A request middleware that gives up after `ms`: a hung connection must not hold a write forever. */
 function timeoutOptions(ms: number, contentType?: string) {
   const middleware = [
     {
@@ -433,29 +302,6 @@ function timeoutOptions(ms: number, contentType?: string) {
     },
   ];
   return { middleware, middlewareMergeStrategy: 'append' as const };
-}
-
-/** The HTTP status and reason of a failed call, for logs and metrics: never the body or headers. */
-export function describeFailure(error: unknown): { code: number | string; reason: string } {
-  if (error instanceof ApiException) {
-    let body = error.body as { reason?: string; message?: string } | string | undefined;
-    if (typeof body === 'string') {
-      try {
-        body = JSON.parse(body) as { reason?: string; message?: string };
-      } catch {
-        body = undefined;
-      }
-    }
-    const reason = typeof body === 'object' && body ? (body.reason ?? body.message ?? 'Unknown') : 'Unknown';
-    return { code: error.code, reason };
-  }
-  const failure = error as { statusCode?: number; code?: string; name?: string; message?: string; cause?: unknown };
-  if (typeof failure?.statusCode === 'number') return { code: failure.statusCode, reason: failure.message ?? '' };
-  const cause = failure?.cause as { code?: string } | undefined;
-  const code = failure?.code ?? cause?.code ?? failure?.name ?? 'Error';
-  // node-fetch says "request to <url> failed, reason: <why>": the why is what matters.
-  const message = (failure?.message ?? String(error)).split('\n')[0] as string;
-  return { code, reason: message.split(', reason: ').at(-1) as string };
 }
 
 // ---------------------------------------------------------------------------------------
@@ -548,12 +394,12 @@ export class LeaseSync {
   readonly #clock: Clock;
   readonly #tickMs: number;
   readonly #custom: CustomObjectsApi;
-  readonly #watches: ListWatch<KubernetesObject>[];
-  readonly #budgets = new Map<string, StreamBudget>();
-  readonly #leases = new Map<string, StreamLease>();
-  #podObject: V1Pod | undefined;
-  readonly #listed = new Set<string>();
+  /** The namespace's budgets, this pod's leases, and this pod (for its labels). */
+  readonly #budgets: Informer<StreamBudget>;
+  readonly #leases: Informer<StreamLease>;
+  readonly #pods: Informer<V1Pod>;
   #synced = false;
+  #reconcileQueued = false;
   /** Leases of the first list: their status is what a previous run of the sidecar left. */
   #inherited: Map<string, StreamLease> | undefined;
   readonly #entries = new Map<string, Entry>();
@@ -572,7 +418,6 @@ export class LeaseSync {
     this.#tickMs = options.tickMs ?? 100;
     const { kubeConfig } = options;
     this.#custom = kubeConfig.makeApiClient(CustomObjectsApi);
-    const core = kubeConfig.makeApiClient(CoreV1Api);
     const namespace = this.#pod.namespace;
     // Until the first lists are in, every stream is refused as without a grant: a stream
     // must never slip through uncounted (SLUICE_UNMATCHED=pass) before its budget is known.
@@ -585,61 +430,31 @@ export class LeaseSync {
       upstream: new URL('ws://127.0.0.1'),
     };
     this.#enforced = [this.#unsynced];
-    const listTimeout = timeoutOptions(15_000);
-    const group = `/apis/${streamBudgetResource.group}/${streamBudgetResource.version}/namespaces/${namespace}`;
-    const onFailure = (resource: string) => (error: unknown, failures: number) => {
-      // The first failure, then every tenth: an API server away for a while must not flood the log.
-      if (failures === 1 || failures % 10 === 0) {
-        this.#log.warn({ resource, failures, ...describeFailure(error) }, 'Failed to list or watch');
-      }
+    const watching = {
+      namespace,
+      // No list may hang, and a fleet of sidecars must not retry in step against one API server.
+      listTimeoutMs: 15_000,
+      initialBackoffMs: 200,
+      maxBackoffMs: 5000,
+      jitter: 0.2,
+      clock: this.#clock,
+      log: this.#log,
     };
-    const onRecovery = (resource: string) => () => this.#log.info({ resource }, 'Resumed watching');
-    this.#watches = [
-      new ListWatch<StreamBudget>(kubeConfig, {
-        resource: 'streambudgets',
-        path: `${group}/${streamBudgetResource.plural}`,
-        query: {},
-        list: () =>
-          this.#custom.listNamespacedCustomObject({ ...streamBudgetResource, namespace }, listTimeout) as Promise<{
-            items: StreamBudget[];
-          }>,
-        onList: (items) => this.#replace('streambudgets', this.#budgets, items),
-        onEvent: (type, budget) => this.#apply(this.#budgets, type, budget),
-        onFailure: onFailure('streambudgets'),
-        onRecovery: onRecovery('streambudgets'),
-      }),
-      new ListWatch<StreamLease>(kubeConfig, {
-        resource: 'streamleases',
-        path: `${group}/${streamLeaseResource.plural}`,
-        query: { labelSelector: `${podUidLabel}=${this.#pod.uid}` },
-        list: () =>
-          this.#custom.listNamespacedCustomObject(
-            { ...streamLeaseResource, namespace, labelSelector: `${podUidLabel}=${this.#pod.uid}` },
-            listTimeout,
-          ) as Promise<{ items: StreamLease[] }>,
-        onList: (items) => this.#replace('streamleases', this.#leases, items),
-        onEvent: (type, lease) => this.#apply(this.#leases, type, lease),
-        onFailure: onFailure('streamleases'),
-        onRecovery: onRecovery('streamleases'),
-      }),
-      new ListWatch<V1Pod>(kubeConfig, {
-        resource: 'pods',
-        path: `/api/v1/namespaces/${namespace}/pods`,
-        query: { fieldSelector: `metadata.name=${this.#pod.name}` },
-        list: () =>
-          core.listNamespacedPod({ namespace, fieldSelector: `metadata.name=${this.#pod.name}` }, listTimeout),
-        onList: (items) => {
-          this.#podObject = items[0];
-          this.#listedOnce('pods');
-        },
-        onEvent: (type, pod) => {
-          this.#podObject = type === 'DELETED' ? undefined : pod;
-          this.#reconcile();
-        },
-        onFailure: onFailure('pods'),
-        onRecovery: onRecovery('pods'),
-      }),
-    ] as ListWatch<KubernetesObject>[];
+    this.#budgets = new Informer(kubeConfig, { ...watching, resource: streamBudgetResource });
+    this.#leases = new Informer(kubeConfig, {
+      ...watching,
+      resource: streamLeaseResource,
+      labelSelector: `${podUidLabel}=${this.#pod.uid}`,
+    });
+    this.#pods = new Informer(kubeConfig, {
+      ...watching,
+      resource: podsResource,
+      fieldSelector: `metadata.name=${this.#pod.name}`,
+    });
+    const changed = () => this.#reconcileSoon();
+    for (const informer of this.#informers()) {
+      informer.addHandlers({ onAdd: changed, onUpdate: changed, onDelete: changed });
+    }
   }
 
   /** True once budgets, leases and the pod have each been listed. */
@@ -653,7 +468,19 @@ export class LeaseSync {
   }
 
   start(): void {
-    for (const watch of this.#watches) watch.start();
+    const informers = this.#informers();
+    for (const informer of informers) informer.start();
+    // Before any watch event (those come after a timer): exactly the leases of the first list.
+    this.#leases.synced().then(
+      () => {
+        this.#inherited = new Map(this.#leases.list().map((lease) => [lease.spec.budgetName, lease]));
+      },
+      () => undefined,
+    );
+    Promise.all(informers.map((informer) => informer.synced())).then(
+      () => this.#onSynced(),
+      () => undefined,
+    );
     this.#tick();
   }
 
@@ -664,7 +491,9 @@ export class LeaseSync {
   async stop(timeoutMs = 2000): Promise<void> {
     if (this.#stopped) return;
     this.#stopped = true;
-    for (const watch of this.#watches) watch.stop();
+    // Not awaited: a watch still connecting ends only once the API server answers, and
+    // shutdown must not wait for an API server that is away.
+    for (const informer of this.#informers()) void informer.stop();
     if (this.#timer !== undefined) this.#clock.clearTimer(this.#timer);
     const now = this.#clock.now();
     await Promise.all(
@@ -674,35 +503,44 @@ export class LeaseSync {
     );
   }
 
-  #listedOnce(resource: string): void {
-    this.#listed.add(resource);
-    if (!this.#synced && this.#listed.size === 3) {
-      this.#synced = true;
-      this.#inherited = new Map([...this.#leases.values()].map((lease) => [lease.spec.budgetName, lease]));
-      this.#log.info(
-        { budgets: this.#budgets.size, leases: this.#leases.size, podFound: this.#podObject !== undefined },
-        'Synced with the API',
-      );
-    }
+  #informers(): [Informer<StreamBudget>, Informer<StreamLease>, Informer<V1Pod>] {
+    return [this.#budgets, this.#leases, this.#pods];
+  }
+
+  #onSynced(): void {
+    if (this.#stopped) return;
+    this.#synced = true;
+    this.#log.info(
+      {
+        budgets: this.#budgets.list().length,
+        leases: this.#leases.list().length,
+        podFound: this.#podObject() !== undefined,
+      },
+      'Synced with the API',
+    );
     this.#reconcile();
   }
 
-  #replace<T extends KubernetesObject>(resource: string, map: Map<string, T>, items: T[]): void {
-    map.clear();
-    for (const item of items) map.set(item.metadata?.name ?? '', item);
-    this.#listedOnce(resource);
+  /**
+   * Reconciles once the informer has told all it has to tell: a relist reports its
+   * changes one by one, and an entry must not be dropped for a state halfway through.
+   */
+  #reconcileSoon(): void {
+    if (this.#reconcileQueued) return;
+    this.#reconcileQueued = true;
+    queueMicrotask(() => {
+      this.#reconcileQueued = false;
+      this.#reconcile();
+    });
   }
 
-  #apply<T extends KubernetesObject>(map: Map<string, T>, type: WatchEvent, object: T): void {
-    const name = object.metadata?.name ?? '';
-    if (type === 'DELETED') map.delete(name);
-    else map.set(name, object);
-    this.#reconcile();
+  #podObject(): V1Pod | undefined {
+    return this.#pods.get(this.#pod.namespace, this.#pod.name);
   }
 
   /** The pod's labels, or undefined while the pod is unknown (or is another pod of the same name). */
   #labels(): Record<string, string> | undefined {
-    const pod = this.#podObject;
+    const pod = this.#podObject();
     if (!pod) return undefined;
     if (pod.metadata?.uid !== this.#pod.uid) {
       if (!this.#warnedForeignPod) {
@@ -717,7 +555,7 @@ export class LeaseSync {
   /** The lease for a budget; of two (one going), the one that stays. */
   #leaseFor(budgetName: string): StreamLease | undefined {
     let found: StreamLease | undefined;
-    for (const lease of this.#leases.values()) {
+    for (const lease of this.#leases.list()) {
       if (lease.spec?.budgetName !== budgetName || lease.spec.podUID !== this.#pod.uid) continue;
       if (!found || (found.metadata?.deletionTimestamp && !lease.metadata?.deletionTimestamp)) found = lease;
     }
@@ -729,17 +567,17 @@ export class LeaseSync {
     if (!this.#synced || this.#stopped) return;
     const labels = this.#labels();
     const names = new Set(this.#entries.keys());
-    for (const [name, budget] of this.#budgets) {
-      if (labels && selects(budget.spec.podSelector, labels)) names.add(name);
+    for (const budget of this.#budgets.list()) {
+      if (labels && selects(budget.spec.podSelector, labels)) names.add(budget.metadata?.name ?? '');
     }
-    for (const lease of this.#leases.values()) {
+    for (const lease of this.#leases.list()) {
       if (lease.spec?.budgetName && lease.spec.podUID === this.#pod.uid) names.add(lease.spec.budgetName);
     }
 
     let listChanged = this.#enforced[0] === this.#unsynced;
     let grantsChanged = false;
     for (const name of names) {
-      const budget = this.#budgets.get(name);
+      const budget = this.#budgets.get(this.#pod.namespace, name);
       const selected = budget !== undefined && labels !== undefined && selects(budget.spec.podSelector, labels);
       const lease = this.#leaseFor(name);
       let entry = this.#entries.get(name);

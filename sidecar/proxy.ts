@@ -285,7 +285,6 @@ export class StreamProxy {
 
     let slot: StreamSlot | undefined;
     if (budgets.length > 0) {
-      const queuedAt = performance.now();
       try {
         slot = await admission.admit(
           budgets.map((b) => b.gate),
@@ -314,8 +313,7 @@ export class StreamProxy {
         }
         return;
       }
-      const waited = performance.now() - queuedAt;
-      if (waited > 1) metrics.queueWait.observe(waited / 1000);
+      if (slot.queuedMs !== undefined) metrics.queueWait.observe(slot.queuedMs / 1000);
       if (departed.signal.aborted || client.destroyed) {
         // Admitted for a client that has left: the stream never starts.
         stopWatching();

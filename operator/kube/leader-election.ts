@@ -15,6 +15,7 @@ import {
 } from '@kubernetes/client-node';
 import { type Logger, pino } from 'pino';
 import { type Clock, systemClock } from '../../crds/api/clock.js';
+import { describeFailure as failureFields } from '../../crds/kube/request-failure.js';
 
 /** The calls the elector makes; a CoordinationV1Api, or a test's wrapper of one. */
 export type LeaseApi = Pick<
@@ -388,14 +389,4 @@ export class LeaderElector {
 
 function describe(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
-}
-
-/** What to log of a failed request: the status code and reason, never headers or bodies. */
-function failureFields(error: unknown): { code?: number; reason: string } {
-  if (error instanceof ApiException) {
-    const body = error.body as { reason?: string } | undefined;
-    return { code: error.code, reason: body?.reason ?? 'Unknown' };
-  }
-  const failed = error as { code?: unknown; name?: string };
-  return { reason: typeof failed?.code === 'string' ? failed.code : (failed?.name ?? String(error)) };
 }

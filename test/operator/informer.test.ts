@@ -18,7 +18,7 @@ import {
 import { pino } from 'pino';
 import type { Clock } from '../../crds/api/clock.js';
 import { type StreamLease, streamLeaseResource } from '../../crds/api/index.js';
-import { Informer, type InformerOptions, podsResource } from '../../operator/kube/informer.js';
+import { Informer, type InformerOptions, podsResource } from '../../crds/kube/informer.js';
 import { ControlPlane } from '../cluster/control-plane.js';
 import { crdManifests } from '../cluster/crds.js';
 import { testCluster, testNamespace } from '../cluster/test-cluster.js';

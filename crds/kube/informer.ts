@@ -1,4 +1,7 @@
 /**
+ * Shared by the operator and the sidecar, as everything under crds/ is: one list-then-watch
+ * plumbing for both programs.
+ *
  * An informer: a cache of one kind of object in one namespace (or all), kept current by
  * listing and then watching from the list's resourceVersion, with handlers for adds,
  * updates and deletes. A broken watch restarts with backoff; an expired resourceVersion
@@ -8,7 +11,8 @@ import { request as httpRequest } from 'node:http';
 import { request as httpsRequest, type RequestOptions } from 'node:https';
 import { ApiException, type KubeConfig, type KubernetesObject, Watch } from '@kubernetes/client-node';
 import { type Logger, pino } from 'pino';
-import { type Clock, systemClock } from '../../crds/api/clock.js';
+import { type Clock, systemClock } from '../api/clock.js';
+import { describeFailure } from './request-failure.js';
 
 /**
  * Where a kind of object lives in the API; `group` is empty for the core group. The
@@ -38,6 +42,8 @@ export interface InformerOptions {
   /** Watches every namespace when absent. */
   namespace?: string;
   labelSelector?: string;
+  /** E.g. `metadata.name=voicebot-0`, to watch one object by name. */
+  fieldSelector?: string;
   /** The first restart after a failure waits this long; each further failure doubles it. */
   initialBackoffMs?: number;
   maxBackoffMs?: number;
@@ -45,6 +51,14 @@ export interface InformerOptions {
   watchTimeoutSeconds?: number;
   /** Objects per page of a list. */
   pageSize?: number;
+  /** A page of a list that takes longer (60 s by default) fails and is retried: no list hangs forever. */
+  listTimeoutMs?: number;
+  /**
+   * Spreads each backoff by up to this fraction either way, and shortens each watch by up
+   * to it, so that many clients of one API server (a sidecar per pod) do not act in step.
+   * None by default.
+   */
+  jitter?: number;
   clock?: Clock;
   log?: Logger;
 }
@@ -80,11 +94,14 @@ export class Informer<T extends KubernetesObject> {
   readonly #watch: Watch;
   readonly #resource: ResourceType;
   readonly #namespace: string | undefined;
-  readonly #labelSelector: string | undefined;
+  /** The label and field selectors, as a list's and a watch's query carry them. */
+  readonly #selectors: Record<string, string> = {};
   readonly #initialBackoffMs: number;
   readonly #maxBackoffMs: number;
   readonly #watchTimeoutSeconds: number;
   readonly #pageSize: number;
+  readonly #listTimeoutMs: number;
+  readonly #jitter: number;
   readonly #clock: Clock;
   readonly #log: Logger;
   readonly #path: string;
@@ -94,6 +111,8 @@ export class Informer<T extends KubernetesObject> {
   #resourceVersion = '';
   #needsList = true;
   #failures = 0;
+  /** A failure was logged, and no watch has connected since. */
+  #failing = false;
   #attempts = 0;
   #current: WatchAttempt | undefined;
   #listAbort: AbortController | undefined;
@@ -111,11 +130,14 @@ export class Informer<T extends KubernetesObject> {
     this.#watch = new Watch(config);
     this.#resource = options.resource;
     this.#namespace = options.namespace;
-    this.#labelSelector = options.labelSelector;
+    if (options.labelSelector) this.#selectors.labelSelector = options.labelSelector;
+    if (options.fieldSelector) this.#selectors.fieldSelector = options.fieldSelector;
     this.#initialBackoffMs = options.initialBackoffMs ?? 800;
     this.#maxBackoffMs = options.maxBackoffMs ?? 30_000;
     this.#watchTimeoutSeconds = options.watchTimeoutSeconds ?? 300;
     this.#pageSize = options.pageSize ?? 500;
+    this.#listTimeoutMs = options.listTimeoutMs ?? 60_000;
+    this.#jitter = options.jitter ?? 0;
     this.#clock = options.clock ?? systemClock;
     this.#log = (options.log ?? pino({ enabled: false })).child({
       resource: this.#resource.plural,
@@ -200,7 +222,15 @@ export class Informer<T extends KubernetesObject> {
   }
 
   #backoffMs(): number {
-    return Math.min(this.#maxBackoffMs, this.#initialBackoffMs * 2 ** (this.#failures - 1));
+    const backoffMs = Math.min(this.#maxBackoffMs, this.#initialBackoffMs * 2 ** (this.#failures - 1));
+    return this.#jitter > 0 ? Math.round(backoffMs * (1 - this.#jitter + 2 * this.#jitter * Math.random())) : backoffMs;
+  }
+
+  /** Logs a failure: the first in a row and every tenth as a warning, so an API server away for long floods no log. */
+  #logFailure(error: unknown, delayMs: number, message: string): void {
+    this.#failing = true;
+    const level = this.#failures === 1 || this.#failures % 10 === 0 ? 'warn' : 'debug';
+    this.#log[level]({ ...describeFailure(error), failures: this.#failures, delayMs }, message);
   }
 
   async #relist(): Promise<void> {
@@ -211,7 +241,7 @@ export class Informer<T extends KubernetesObject> {
       if (this.#stopped) return;
       this.#failures += 1;
       const delayMs = this.#backoffMs();
-      this.#log.warn({ ...errorFields(error), failures: this.#failures, delayMs }, 'Listing failed; retrying');
+      this.#logFailure(error, delayMs, 'Listing failed; retrying');
       this.#scheduleRun(delayMs);
       return;
     }
@@ -260,17 +290,16 @@ export class Informer<T extends KubernetesObject> {
       expired: false,
     };
     this.#current = attempt;
-    const query: Record<string, string | number | boolean> = {
+    const timeoutSeconds = Math.round(this.#watchTimeoutSeconds * (1 - this.#jitter * Math.random()));
+    const query = {
+      ...this.#selectors,
       resourceVersion: this.#resourceVersion,
       allowWatchBookmarks: true,
-      timeoutSeconds: this.#watchTimeoutSeconds,
+      timeoutSeconds,
     };
-    if (this.#labelSelector) query.labelSelector = this.#labelSelector;
-    // The server ends the watch at its timeout; silence well past that means a dead connection.
-    attempt.watchdog = this.#clock.setTimer(
-      () => this.#endAttempt(attempt),
-      this.#watchTimeoutSeconds * 1000 + watchdogSlackMs,
-    );
+    // The server ends the watch at its timeout; silence well past that (a dead connection,
+    // or one that never answered) ends it here.
+    attempt.watchdog = this.#clock.setTimer(() => this.#endAttempt(attempt), timeoutSeconds * 1000 + watchdogSlackMs);
     let controller: AbortController;
     try {
       controller = await this.#watch.watch(
@@ -286,8 +315,13 @@ export class Informer<T extends KubernetesObject> {
     attempt.controller = controller;
     // Watch resolves only once the response has begun (or failed), so this is the first
     // moment a stop or the watchdog can abort it.
-    if (this.#current !== attempt || this.#stopped) controller.abort();
-    else if (!controller.signal.aborted) attempt.connected = true;
+    if (this.#current !== attempt || this.#stopped) {
+      controller.abort();
+    } else if (!controller.signal.aborted) {
+      attempt.connected = true;
+      if (this.#failing) this.#log.info({ failures: this.#failures }, 'Resumed watching');
+      this.#failing = false;
+    }
   }
 
   #onEvent(attempt: WatchAttempt, type: string, object: unknown): void {
@@ -318,7 +352,7 @@ export class Informer<T extends KubernetesObject> {
     if (this.#stopped) return;
     const lasted = this.#clock.now() - attempt.startedAt;
     const healthy = attempt.connected && (attempt.events > 0 || lasted >= shortestHealthyWatchMs);
-    const expired = attempt.expired || errorFields(error).code === 410;
+    const expired = attempt.expired || describeFailure(error).code === 410;
     if (healthy) this.#failures = 0;
     if (error || !healthy || expired) this.#failures += 1;
     if (expired) this.#needsList = true;
@@ -326,7 +360,7 @@ export class Informer<T extends KubernetesObject> {
     if (expired) {
       this.#log.info({ resourceVersion: this.#resourceVersion, delayMs }, 'The resourceVersion expired; relisting');
     } else if (error || !healthy) {
-      this.#log.warn({ ...errorFields(error), failures: this.#failures, delayMs }, 'The watch failed; restarting it');
+      this.#logFailure(error, delayMs, 'The watch failed; restarting it');
     }
     this.#scheduleRun(delayMs);
   }
@@ -349,8 +383,7 @@ export class Informer<T extends KubernetesObject> {
     let continueToken: string | undefined;
     let pageSize = this.#pageSize;
     for (;;) {
-      const query = new URLSearchParams();
-      if (this.#labelSelector) query.set('labelSelector', this.#labelSelector);
+      const query = new URLSearchParams(this.#selectors);
       if (pageSize > 0) query.set('limit', String(pageSize));
       if (continueToken) query.set('continue', continueToken);
       let page: ObjectList<T>;
@@ -358,7 +391,7 @@ export class Informer<T extends KubernetesObject> {
         page = (await this.#getJson(`${this.#path}?${query}`)) as ObjectList<T>;
       } catch (error) {
         // The continue token expired between pages: start over in one piece.
-        if (continueToken && errorFields(error).code === 410) {
+        if (continueToken && describeFailure(error).code === 410) {
           items.length = 0;
           continueToken = undefined;
           pageSize = 0;
@@ -384,16 +417,22 @@ export class Informer<T extends KubernetesObject> {
     if (!cluster) throw new Error('The kubeconfig has no current cluster');
     const abort = new AbortController();
     this.#listAbort = abort;
-    const options: RequestOptions = { method: 'GET', headers: { Accept: 'application/json' }, signal: abort.signal };
+    const timeout = AbortSignal.timeout(this.#listTimeoutMs);
+    const signal = AbortSignal.any([abort.signal, timeout]);
+    const options: RequestOptions = { method: 'GET', headers: { Accept: 'application/json' }, signal };
     await this.#config.applyToHTTPSOptions(options);
     const url = new URL(cluster.server + path);
     const send = url.protocol === 'http:' ? httpRequest : httpsRequest;
     try {
       return await new Promise((resolve, reject) => {
+        const fail = (error: Error) => {
+          if (!timeout.aborted) reject(error);
+          else reject(Object.assign(new Error(`No answer within ${this.#listTimeoutMs} ms`), { code: 'ETIMEDOUT' }));
+        };
         const req = send(url, options, (res) => {
           const chunks: Buffer[] = [];
           res.on('data', (chunk: Buffer) => chunks.push(chunk));
-          res.on('error', reject);
+          res.on('error', fail);
           res.on('end', () => {
             const text = Buffer.concat(chunks).toString('utf8');
             let body: unknown;
@@ -407,7 +446,7 @@ export class Informer<T extends KubernetesObject> {
             else reject(new ApiException(status, `GET ${url.pathname} failed`, body, {}));
           });
         });
-        req.on('error', reject);
+        req.on('error', fail);
         req.end();
       });
     } finally {
@@ -438,17 +477,4 @@ interface ObjectList<T> {
 
 function keyOf(object: KubernetesObject): string {
   return `${object.metadata?.namespace ?? ''}/${object.metadata?.name ?? ''}`;
-}
-
-/** What to log of a failed request: the status code and reason, never headers or bodies. */
-function errorFields(error: unknown): { code?: number; reason?: string } {
-  if (!error) return {};
-  if (error instanceof ApiException) {
-    const body = error.body as { reason?: string } | undefined;
-    return { code: error.code, reason: body?.reason ?? 'Unknown' };
-  }
-  const failed = error as { statusCode?: number; code?: unknown; name?: string; message?: string };
-  if (typeof failed.statusCode === 'number') return { code: failed.statusCode, reason: failed.message };
-  const reason = typeof failed.code === 'string' ? failed.code : (failed.name ?? String(error));
-  return { reason };
 }
