@@ -179,7 +179,7 @@ export function allocate(policy: AllocationPolicy, members: readonly Member[], o
   const reservations = new Map(members.map((m) => [m.name, reservation(m)]));
   const reserved = sum(reservations.values());
   const active = members.filter((m) => m.phase === 'active' && !m.stale);
-  const fixed = members.filter((m) => !active.includes(m));
+  const fixed = members.filter((m) => m.phase !== 'active' || m.stale);
   const pool = Math.max(0, policy.limit - sum(fixed.map((m) => reservations.get(m.name) as number)));
 
   const targetList =
@@ -296,6 +296,7 @@ function sessionPlan(
   const perMinute = policy.sessionsPerMinute;
   if (perMinute === undefined) return { cuts, raises, raiseOnly };
   const active = members.filter((m) => targets.has(m.name));
+  const indexOf = new Map(active.map((m, i) => [m.name, i]));
   const fixedHeld = sum(members.filter((m) => !targets.has(m.name)).map(sessionReservation));
   const pool = Math.max(0, perMinute - fixedHeld);
   const weights = active.map((m) => (targets.get(m.name) as number) + 1);
@@ -307,11 +308,11 @@ function sessionPlan(
   const total = (s: SessionGrant) => s.rate + s.burst;
   for (const m of members) {
     if (m.phase === 'gone' || !writable(m) || !m.hasLease) continue;
-    const index = active.indexOf(m);
-    const want = index < 0 ? 0 : (shares[index] as number);
+    const index = indexOf.get(m.name);
+    const want = index === undefined ? 0 : (shares[index] as number);
     const now = total(sessionsOf(m));
     if (want < now && now - want >= Math.max(1, Math.ceil(perMinute * 0.02))) cuts.set(m.name, bucketFor(want));
-    else if (want < now && index < 0) cuts.set(m.name, bucketFor(want));
+    else if (want < now && index === undefined) cuts.set(m.name, bucketFor(want));
   }
   let free = perMinute - sum(members.map(sessionReservation));
   if (options.mayRaiseSessions) {
