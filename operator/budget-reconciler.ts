@@ -58,6 +58,8 @@ export interface ReconcilerOptions {
   staleGoneHoldSeconds: number | undefined;
   demandHalfLifeSeconds: number;
   peakWindowSeconds: number;
+  /** Usage figures in a budget's status are written at most this often; conditions at once. */
+  statusIntervalSeconds: number;
   now?: () => number;
   wallClock?: () => Date;
 }
@@ -74,6 +76,7 @@ interface BudgetMemory {
   rejecting: boolean;
   /** When this memory started: a leader that just started raises no session rate for a minute. */
   since: number;
+  statusWrittenAt: number;
 }
 
 const { group, version, apiVersion } = streamLeaseResource;
@@ -259,7 +262,19 @@ export class BudgetReconciler {
       budget.status,
       this.#wall(),
     );
-    if (!sameStatus(budget.status, status)) await this.#writeStatus(budget, status, log);
+    // Conditions, pods and allocation go out at once; figures that move with every stream
+    // (in use, counters) at most once per status interval, so that a busy budget does not
+    // write its status — and send it to every watcher — many times a second.
+    let statusDueInMs: number | undefined;
+    if (!sameStatus(budget.status, status)) {
+      const wait = this.#o.statusIntervalSeconds * 1000 - (now - memory.statusWrittenAt);
+      if (wait <= 0 || !sameStatus(statusShape(budget.status), statusShape(status))) {
+        await this.#writeStatus(budget, status, log);
+        memory.statusWrittenAt = now;
+      } else {
+        statusDueInMs = wait;
+      }
+    }
     this.#o.metrics.budget(key, {
       limit: budget.spec.maxConcurrentStreams,
       allocated: allocation.allocated,
@@ -306,7 +321,7 @@ export class BudgetReconciler {
     }
     const nextRelease = memory.book.nextRelease(now);
     const periodic = Math.max(250, timings.leaseDurationMs / 3);
-    return { requeueAfterMs: Math.min(periodic, nextRelease ?? periodic) };
+    return { requeueAfterMs: Math.min(periodic, nextRelease ?? periodic, statusDueInMs ?? periodic) };
   }
 
   #memoryFor(
@@ -333,6 +348,7 @@ export class BudgetReconciler {
         overCommitted: false,
         rejecting: false,
         since: now,
+        statusWrittenAt: Number.NEGATIVE_INFINITY,
       };
       this.#memory.set(key, memory);
     }
@@ -570,6 +586,22 @@ function observe(lease: StreamLease): ObservedLease {
       },
     }),
     statusFingerprint: JSON.stringify(status ?? null),
+  };
+}
+
+/** What of a status must go out at once: its conditions' verdicts, generation, pods and allocation. */
+function statusShape(status: StreamBudget['status']): NonNullable<StreamBudget['status']> {
+  return {
+    observedGeneration: status?.observedGeneration,
+    pods: status?.pods,
+    allocated: status?.allocated,
+    conditions: status?.conditions?.map(({ type, status: verdict, reason }) => ({
+      type,
+      status: verdict,
+      reason,
+      lastTransitionTime: '',
+      message: '',
+    })),
   };
 }
 

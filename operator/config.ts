@@ -24,6 +24,8 @@ export interface OperatorConfig {
   staleGoneHoldSeconds: number | undefined;
   demandHalfLifeSeconds: number;
   peakWindowSeconds: number;
+  /** Usage figures in a budget's status are written at most this often; conditions at once. */
+  statusIntervalSeconds: number;
   workers: number;
   logLevel: LogLevel;
 }
@@ -50,6 +52,7 @@ export const operatorSettings = {
   'stale-gone-hold-seconds': 'SLUICE_STALE_GONE_HOLD_SECONDS',
   'demand-half-life-seconds': 'SLUICE_DEMAND_HALF_LIFE_SECONDS',
   'peak-window-seconds': 'SLUICE_PEAK_WINDOW_SECONDS',
+  'status-interval-seconds': 'SLUICE_STATUS_INTERVAL_SECONDS',
   workers: 'SLUICE_OPERATOR_WORKERS',
   'log-level': 'SLUICE_LOG_LEVEL',
 } as const;
@@ -124,6 +127,7 @@ export function readOperatorConfig(argv: readonly string[], env: NodeJS.ProcessE
     staleGoneHoldSeconds: staleGone === undefined ? undefined : number('stale-gone-hold-seconds', 0, 0, 86_400),
     demandHalfLifeSeconds: number('demand-half-life-seconds', 30, 0.1, 3600),
     peakWindowSeconds: number('peak-window-seconds', 300, 1, 86_400),
+    statusIntervalSeconds: number('status-interval-seconds', 2, 0, 3600),
     workers: number('workers', 4, 1, 64),
     logLevel,
   };

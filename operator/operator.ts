@@ -81,6 +81,7 @@ export async function startOperator(config: OperatorConfig, kubeConfig: KubeConf
     staleGoneHoldSeconds: config.staleGoneHoldSeconds,
     demandHalfLifeSeconds: config.demandHalfLifeSeconds,
     peakWindowSeconds: config.peakWindowSeconds,
+    statusIntervalSeconds: config.statusIntervalSeconds,
   });
 
   function budgetsCaches() {

@@ -286,6 +286,17 @@ function grantOf(grant: StreamLeaseSpecGrant): Grant {
 
 const noGrant: Grant = { concurrency: 0 };
 
+/** The same budget at the same spec generation. */
+function sameSpec(a: StreamBudget, b: StreamBudget | undefined): boolean {
+  return (
+    b !== undefined &&
+    a.metadata.uid !== undefined &&
+    a.metadata.uid === b.metadata.uid &&
+    a.metadata.generation !== undefined &&
+    a.metadata.generation === b.metadata.generation
+  );
+}
+
 // ---------------------------------------------------------------------------------------
 // The edge: status writes. The watches are crds/kube's informers, as the operator's are.
 
@@ -592,7 +603,8 @@ export class LeaseSync {
         entry = this.#create(name, budget, now);
         listChanged = true;
       }
-      if (budget && budget !== entry.budget) {
+      // Only a new spec matters here; the operator's status writes (frequent) change nothing.
+      if (budget && !sameSpec(budget, entry.budget)) {
         this.#takeBudget(entry, budget);
         listChanged = true;
       }

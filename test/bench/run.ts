@@ -4,11 +4,13 @@
  */
 import { allocationSpeed } from './allocation.js';
 import { emulatorCapacity } from './emulator-capacity.js';
+import { operatorFleet } from './operator-fleet.js';
 import { relayLatency } from './relay-latency.js';
 
 const benchmarks: Record<string, () => Promise<void>> = {
   allocation: allocationSpeed,
   emulator: emulatorCapacity,
+  operator: operatorFleet,
   relay: relayLatency,
 };
 
