@@ -124,7 +124,7 @@ export class BudgetReconciler {
     if (!budget) {
       // The budget is gone without us (its finalizer was removed by hand): let its leases go.
       for (const lease of leases) await this.#release(lease);
-      this.#memory.delete(key);
+      this.#forgetBudget(key);
       return {};
     }
     const log = this.#o.log.child({ budget: key });
@@ -316,12 +316,18 @@ export class BudgetReconciler {
 
     if (deleting && leases.length === 0) {
       await this.#removeBudgetFinalizer(budget);
-      this.#memory.delete(key);
+      this.#forgetBudget(key);
       return {};
     }
     const nextRelease = memory.book.nextRelease(now);
     const periodic = Math.max(250, timings.leaseDurationMs / 3);
     return { requeueAfterMs: Math.min(periodic, nextRelease ?? periodic, statusDueInMs ?? periodic) };
+  }
+
+  /** A budget that is gone: nothing to remember of it, and no gauges left behind. */
+  #forgetBudget(key: string): void {
+    this.#memory.delete(key);
+    this.#o.metrics.forgetBudget(key);
   }
 
   #memoryFor(
@@ -613,7 +619,7 @@ function podName(lease: StreamLease | undefined): string {
   return lease?.spec.podName ?? '?';
 }
 
-export function statusOf(error: unknown): number | undefined {
+function statusOf(error: unknown): number | undefined {
   const code = (error as ApiException<unknown>)?.code;
   return typeof code === 'number' ? code : undefined;
 }
