@@ -5,7 +5,7 @@
  * end; Ctrl-C (or any failure) stops every process it started.
  */
 import { CoreV1Api } from '@kubernetes/client-node';
-import type { StreamBudget, StreamLease } from '../crds/api/index.js';
+import { acknowledged, type StreamBudget, type StreamLease } from '../crds/api/index.js';
 import { ControlPlane } from './cluster/control-plane.js';
 import { crdManifests } from './cluster/crds.js';
 import { renderSnapshot, Screen } from './demo/dashboard.js';
@@ -86,7 +86,7 @@ async function startFleet(plane: ControlPlane, onCreated: (fleet: LocalFleet) =>
   const deadline = Date.now() + 60_000;
   while (interrupts === 0) {
     const leases = await fleet.leases().catch(() => []);
-    const ready = leases.filter((l) => l.status?.observedEpoch === l.spec.epoch && l.spec.grant.concurrency > 0);
+    const ready = leases.filter((l) => acknowledged(l) && l.spec.grant.concurrency > 0);
     if (ready.length === options.pods) break;
     if (Date.now() > deadline) {
       throw new Error(`Only ${ready.length} of ${options.pods} pods acknowledged a grant within 60 s`);

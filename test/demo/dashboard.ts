@@ -4,7 +4,7 @@
  * snapshot; the Screen redraws in place on a terminal and appends plain blocks
  * otherwise (a pipe, a log file, a test).
  */
-import type { StreamBudget, StreamLease } from '../../crds/api/index.js';
+import { acknowledged, type StreamBudget, type StreamLease } from '../../crds/api/index.js';
 import type { PodLoadCounts } from './load-generator.js';
 import type { Phase } from './schedule.js';
 
@@ -40,7 +40,7 @@ export function grantCell(lease: StreamLease | undefined): string | undefined {
   if (!lease) return undefined;
   const wanted = lease.spec.grant.concurrency;
   const enforced = lease.status?.grant?.concurrency;
-  if (lease.status?.observedEpoch === lease.spec.epoch) return String(enforced ?? wanted);
+  if (acknowledged(lease)) return String(enforced ?? wanted);
   return `${enforced ?? '–'}→${wanted}`;
 }
 

@@ -18,18 +18,20 @@ import {
   type V1ClusterRole,
   type V1Role,
 } from '@kubernetes/client-node';
-import { parseAllDocuments, stringify } from 'yaml';
+import { parseAllDocuments } from 'yaml';
 import {
+  acknowledged,
   type StreamBudget,
   type StreamLease,
   streamBudgetResource,
   streamLeaseResource,
 } from '../../crds/api/index.js';
 import { repoRoot } from '../cluster/process.js';
+import { bindRole, serviceAccountKubeconfig } from '../cluster/service-accounts.js';
 import { Emulator } from '../emulator/server.js';
-import { type Script, startScript } from '../support/script.js';
+import { loggedLine, type Script, startScript } from '../support/script.js';
 import { HandshakeRefused, type OpenedStream, openStream } from '../support/stream-client.js';
-import { StopWaiting, waitFor } from '../support/wait.js';
+import { waitFor } from '../support/wait.js';
 
 export const projectKey = 'fleet-key';
 export const fluxPath = '/v2/listen?model=flux-general-en&encoding=linear16&sample_rate=16000';
@@ -129,15 +131,7 @@ export class LocalFleet {
     // The sidecars: exactly the Role the README gives.
     const [sidecarRole] = documents('sidecar/rbac.yaml') as [V1Role];
     await this.core.createNamespacedServiceAccount({ namespace, body: { metadata: { name: 'sluice-sidecar' } } });
-    await rbac.createNamespacedRole({ namespace, body: sidecarRole });
-    await rbac.createNamespacedRoleBinding({
-      namespace,
-      body: {
-        metadata: { name: 'sluice-sidecar' },
-        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: sidecarRole.metadata?.name as string },
-        subjects: [{ kind: 'ServiceAccount', name: 'sluice-sidecar', namespace }],
-      },
-    });
+    await bindRole(admin, namespace, sidecarRole, 'sluice-sidecar');
     this.#sidecarKubeconfig = await this.#tokenKubeconfig('sluice-sidecar');
 
     // The operator: its ClusterRole (named per namespace, as tests share a cluster) and leader-election Role.
@@ -156,15 +150,7 @@ export class LocalFleet {
       },
     });
     this.#closers.push(() => rbac.deleteClusterRoleBinding({ name: clusterRoleName }).catch(() => undefined));
-    await rbac.createNamespacedRole({ namespace, body: electionRole });
-    await rbac.createNamespacedRoleBinding({
-      namespace,
-      body: {
-        metadata: { name: 'sluice-operator-leader-election' },
-        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: electionRole.metadata?.name as string },
-        subjects: [{ kind: 'ServiceAccount', name: 'sluice-operator', namespace }],
-      },
-    });
+    await bindRole(admin, namespace, electionRole, 'sluice-operator');
     this.#operatorKubeconfig = await this.#tokenKubeconfig('sluice-operator');
 
     // The referee counts every stream the way the provider does, and admits them all.
@@ -215,28 +201,9 @@ export class LocalFleet {
   }
 
   async #tokenKubeconfig(serviceAccount: string): Promise<string> {
-    const { admin, namespace } = this.options;
-    const token = await this.core.createNamespacedServiceAccountToken({
-      name: serviceAccount,
-      namespace,
-      body: { spec: { audiences: [], expirationSeconds: 7200 } },
-    });
-    const cluster = admin.getCurrentCluster();
-    if (!cluster) throw new Error('The admin kubeconfig names no cluster');
-    const ca = cluster.caData ?? (cluster.caFile ? readFileSync(cluster.caFile).toString('base64') : undefined);
     const path = join(this.#dir, `${serviceAccount}.kubeconfig`);
-    writeFileSync(
-      path,
-      stringify({
-        apiVersion: 'v1',
-        kind: 'Config',
-        clusters: [{ name: 'fleet', cluster: { server: cluster.server, 'certificate-authority-data': ca } }],
-        users: [{ name: serviceAccount, user: { token: token.status?.token } }],
-        contexts: [{ name: 'fleet', context: { cluster: 'fleet', user: serviceAccount, namespace } }],
-        'current-context': 'fleet',
-      }),
-      { mode: 0o600 },
-    );
+    const yaml = await serviceAccountKubeconfig(this.options.admin, this.namespace, serviceAccount);
+    writeFileSync(path, yaml, { mode: 0o600 });
     return path;
   }
 
@@ -272,19 +239,7 @@ export class LocalFleet {
       SLUICE_API_KEY_FILE: this.#keyFile(),
     });
     this.#closers.push(() => script.stop());
-    const line = await waitFor(
-      `the sidecar of ${pod.name} to start`,
-      () => {
-        const found = script
-          .output()
-          .split('\n')
-          .find((l) => l.includes('"msg":"Started sidecar"'));
-        if (!found && script.child.exitCode !== null) throw new StopWaiting(`The sidecar exited:\n${script.output()}`);
-        return found;
-      },
-      { timeoutMs: 30_000 },
-    );
-    const { proxy, admin } = JSON.parse(line) as { proxy: string; admin: string };
+    const { proxy, admin } = await loggedLine<{ proxy: string; admin: string }>(script, 'Started sidecar');
     const sidecar = { script, url: `ws://${proxy}`, admin: `http://${admin}` };
     pod.sidecar = sidecar;
     return sidecar;
@@ -314,19 +269,7 @@ export class LocalFleet {
       ...env,
     });
     this.#closers.push(() => script.stop());
-    const line = await waitFor(
-      `${identity} to start`,
-      () => {
-        const found = script
-          .output()
-          .split('\n')
-          .find((l) => l.includes('"msg":"Started operator"'));
-        if (!found && script.child.exitCode !== null) throw new StopWaiting(`The operator exited:\n${script.output()}`);
-        return found;
-      },
-      { timeoutMs: 30_000 },
-    );
-    const { adminPort } = JSON.parse(line) as { adminPort: number };
+    const { adminPort } = await loggedLine<{ adminPort: number }>(script, 'Started operator');
     const operator = { identity, script, admin: `http://127.0.0.1:${adminPort}` };
     this.operators.push(operator);
     return operator;
@@ -347,6 +290,14 @@ export class LocalFleet {
       namespace: this.namespace,
     })) as { items: StreamLease[] };
     return list.items;
+  }
+
+  /** Waits until the fleet holds exactly `count` leases, each acknowledged by its sidecar. */
+  acknowledgedLeases(count: number): Promise<StreamLease[]> {
+    return waitFor(`${count} acknowledged leases`, async () => {
+      const leases = await this.leases();
+      return leases.length === count && leases.every(acknowledged) ? leases : undefined;
+    });
   }
 
   /** The lease of a pod, if it has one. */

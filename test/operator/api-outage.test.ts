@@ -30,10 +30,7 @@ describe('an API server outage', () => {
     await fleet.addPod('pod-b');
     await fleet.startOperator();
     const f = fleet;
-    await waitFor('two acknowledged leases', async () => {
-      const leases = await f.leases();
-      return leases.length === 2 && leases.every((l) => l.status?.observedEpoch === l.spec.epoch) ? true : undefined;
-    });
+    await f.acknowledgedLeases(2);
     // A new leader raises nothing for a lease duration: wait for the grants.
     const streams = await holdOpen(f, 'pod-a', 3);
 

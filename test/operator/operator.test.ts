@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import { PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
-import type { StreamLease } from '../../crds/api/index.js';
+import { acknowledged, type StreamLease } from '../../crds/api/index.js';
 import { testCluster, testNamespace } from '../cluster/test-cluster.js';
 import { type FleetOptions, LocalFleet, opened } from '../fleet/local-fleet.js';
 import { closeAll, holdOpen } from '../fleet/streams.js';
@@ -36,7 +36,7 @@ async function fleet(options: Omit<FleetOptions, 'admin' | 'namespace'>): Promis
 }
 
 function grantOf(lease: StreamLease | undefined): number {
-  return lease?.status?.observedEpoch === lease?.spec.epoch ? (lease?.status?.grant?.concurrency ?? 0) : 0;
+  return lease && acknowledged(lease) ? (lease.status?.grant?.concurrency ?? 0) : 0;
 }
 
 describe('the operator', () => {
@@ -45,10 +45,7 @@ describe('the operator', () => {
     for (const name of ['pod-a', 'pod-b', 'pod-c']) await f.addPod(name);
     await f.startOperator();
     // Every pod gets a lease and acknowledges its grant.
-    await waitFor('three acknowledged leases', async () => {
-      const leases = await f.leases();
-      return leases.length === 3 && leases.every((l) => l.status?.observedEpoch === l.spec.epoch) ? leases : undefined;
-    });
+    await f.acknowledgedLeases(3);
 
     const a: OpenedStream[] = [];
     await holdOpen(f, 'pod-a', 10, a);
@@ -99,22 +96,13 @@ async function leaderOf(f: LocalFleet): Promise<LocalFleet['operators'][number]>
   });
 }
 
-async function acknowledgedLeases(f: LocalFleet, count: number): Promise<StreamLease[]> {
-  return waitFor(`${count} acknowledged leases`, async () => {
-    const leases = await f.leases();
-    return leases.length === count && leases.every((l) => l.status?.observedEpoch === l.spec.epoch)
-      ? leases
-      : undefined;
-  });
-}
-
 describe('the operator under failure', () => {
   it("holds a killed sidecar's slots after its restart until the release delay has passed", async () => {
     const f = await fleet({ limit: 6, releaseDelaySeconds: 8 });
     const a = await f.addPod('pod-a');
     await f.addPod('pod-b');
     await f.startOperator();
-    await acknowledgedLeases(f, 2);
+    await f.acknowledgedLeases(2);
     const streams: OpenedStream[] = [];
     await holdOpen(f, 'pod-a', 4, streams);
 
@@ -137,7 +125,7 @@ describe('the operator under failure', () => {
     const a = await f.addPod('pod-a');
     await f.addPod('pod-b');
     await f.startOperator();
-    await acknowledgedLeases(f, 2);
+    await f.acknowledgedLeases(2);
     await holdOpen(f, 'pod-a', 6, []);
     const lease = (await f.leaseOf('pod-a')) as StreamLease;
 
@@ -162,7 +150,7 @@ describe('the operator under failure', () => {
     await f.addPod('pod-a');
     await f.addPod('pod-b');
     const operator = await f.startOperator();
-    await acknowledgedLeases(f, 2);
+    await f.acknowledgedLeases(2);
     const a: OpenedStream[] = [];
     await holdOpen(f, 'pod-a', 5, a);
     kill(operator.script.child.pid, 'SIGKILL');
@@ -182,7 +170,7 @@ describe('the operator under failure', () => {
     await f.addPod('pod-b');
     await f.startOperator();
     await f.startOperator();
-    await acknowledgedLeases(f, 2);
+    await f.acknowledgedLeases(2);
     const leader = await leaderOf(f);
     kill(leader.script.child.pid, 'SIGKILL');
     await leader.script.exited;
@@ -198,7 +186,7 @@ describe('the operator under failure', () => {
     await f.addPod('pod-b');
     await f.startOperator();
     await f.startOperator();
-    await acknowledgedLeases(f, 2);
+    await f.acknowledgedLeases(2);
     const leader = await leaderOf(f);
     kill(leader.script.child.pid, 'SIGSTOP');
     try {
@@ -222,7 +210,7 @@ describe('the operator under failure', () => {
     const f = await fleet({ limit: 10 });
     await f.addPod('pod-a');
     await f.startOperator();
-    await acknowledgedLeases(f, 1);
+    await f.acknowledgedLeases(1);
     const a: OpenedStream[] = [];
     await holdOpen(f, 'pod-a', 8, a);
     await f.patchBudgetSpec({ maxConcurrentStreams: 4 });
@@ -257,7 +245,7 @@ describe('pods coming and going', () => {
     await f.addPod('old-0');
     await f.addPod('old-1');
     await f.startOperator();
-    await acknowledgedLeases(f, 2);
+    await f.acknowledgedLeases(2);
     const old: OpenedStream[] = [];
     await holdOpen(f, 'old-0', 3, old);
 
@@ -306,7 +294,7 @@ describe('kubectl', () => {
     const f = await fleet({ limit: 5 });
     await f.addPod('pod-a');
     await f.startOperator();
-    await acknowledgedLeases(f, 1);
+    await f.acknowledgedLeases(1);
     await holdOpen(f, 'pod-a', 2, []);
     const cluster = await testCluster();
     const budgets = await waitFor('kubectl get streambudgets to show 2 in use', async () => {

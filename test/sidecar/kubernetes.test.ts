@@ -18,11 +18,10 @@ import {
   CustomObjectsApi,
   KubeConfig,
   PatchStrategy,
-  RbacAuthorizationV1Api,
   setHeaderOptions,
   type V1Role,
 } from '@kubernetes/client-node';
-import { parse, stringify } from 'yaml';
+import { parse } from 'yaml';
 import type { StreamLease } from '../../crds/api/index.js';
 import {
   budgetLabel,
@@ -36,9 +35,10 @@ import { readSidecarConfig, SidecarConfigError } from '../../sidecar/config.js';
 import { ControlPlane } from '../cluster/control-plane.js';
 import { crdManifests } from '../cluster/crds.js';
 import { repoRoot } from '../cluster/process.js';
+import { bindRole, serviceAccountKubeconfig } from '../cluster/service-accounts.js';
 import { testCluster, testNamespace } from '../cluster/test-cluster.js';
 import { Emulator } from '../emulator/server.js';
-import { type Script, startScript } from '../support/script.js';
+import { loggedLine, type Script, startScript } from '../support/script.js';
 import { type OpenedStream, openStream, refusedHandshake, sendAudio } from '../support/stream-client.js';
 import { waitFor } from '../support/wait.js';
 import { auth, fluxPath } from './fixture.js';
@@ -74,41 +74,13 @@ interface World {
 
 async function createWorld(admin: KubeConfig, namespace: string, spec: Record<string, unknown> = {}): Promise<World> {
   const core = admin.makeApiClient(CoreV1Api);
-  const rbac = admin.makeApiClient(RbacAuthorizationV1Api);
   const custom = admin.makeApiClient(CustomObjectsApi);
 
   await core.createNamespacedServiceAccount({ namespace, body: { metadata: { name: serviceAccount } } });
   const role = parse(readFileSync(join(repoRoot, 'sidecar/rbac.yaml'), 'utf8')) as V1Role;
-  await rbac.createNamespacedRole({ namespace, body: role });
-  await rbac.createNamespacedRoleBinding({
-    namespace,
-    body: {
-      metadata: { name: 'sluice-sidecar' },
-      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: role.metadata?.name ?? '' },
-      subjects: [{ kind: 'ServiceAccount', name: serviceAccount, namespace }],
-    },
-  });
-  const token = await core.createNamespacedServiceAccountToken({
-    name: serviceAccount,
-    namespace,
-    body: { spec: { audiences: [], expirationSeconds: 3600 } },
-  });
-  const cluster = admin.getCurrentCluster();
-  if (!cluster) throw new Error('the admin kubeconfig has no cluster');
-  const ca = cluster.caData ?? (cluster.caFile ? readFileSync(cluster.caFile).toString('base64') : undefined);
+  await bindRole(admin, namespace, role, serviceAccount);
   const kubeconfigPath = join(dir, `${namespace}.kubeconfig`);
-  writeFileSync(
-    kubeconfigPath,
-    stringify({
-      apiVersion: 'v1',
-      kind: 'Config',
-      clusters: [{ name: 'test', cluster: { server: cluster.server, 'certificate-authority-data': ca } }],
-      users: [{ name: serviceAccount, user: { token: token.status?.token } }],
-      contexts: [{ name: 'test', context: { cluster: 'test', user: serviceAccount, namespace } }],
-      'current-context': 'test',
-    }),
-    { mode: 0o600 },
-  );
+  writeFileSync(kubeconfigPath, await serviceAccountKubeconfig(admin, namespace, serviceAccount), { mode: 0o600 });
 
   // No kubelet: the pod stays Pending, which is all the sidecar needs of it.
   const pod = await core.createNamespacedPod({
@@ -241,16 +213,7 @@ async function startSidecar(world: World): Promise<RunningSidecar> {
   cleanups.push(() => script.stop());
   // DUMP_SIDECAR=1 prints each sidecar's log once the file's tests are done.
   cleanups.push(() => process.env.DUMP_SIDECAR && console.error(script.output()));
-  const started = await waitFor(
-    'the sidecar to start',
-    () =>
-      script
-        .output()
-        .split('\n')
-        .find((l) => l.includes('"msg":"Started sidecar"')),
-    { timeoutMs: 30_000 },
-  );
-  const line = JSON.parse(started) as { proxy: string; admin: string };
+  const line = await loggedLine<{ proxy: string; admin: string }>(script, 'Started sidecar');
   return {
     script,
     url: `ws://${line.proxy}`,

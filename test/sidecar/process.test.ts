@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { Emulator } from '../emulator/server.js';
-import { type Script, startScript } from '../support/script.js';
+import { loggedLine, type Script, startScript } from '../support/script.js';
 import { openStream, refusedHandshake } from '../support/stream-client.js';
 import { waitFor } from '../support/wait.js';
 import { auth, fluxPath } from './fixture.js';
@@ -44,16 +44,7 @@ async function startProcess(env: Record<string, string>): Promise<{ script: Scri
     SLUICE_ADMIN_LISTEN: '127.0.0.1:0',
     ...env,
   });
-  const started = await waitFor(
-    'the sidecar to start',
-    () =>
-      script
-        .output()
-        .split('\n')
-        .find((l) => l.includes('"msg":"Started sidecar"')),
-    { timeoutMs: 20_000 },
-  );
-  const line = JSON.parse(started) as { proxy: string; admin: string };
+  const line = await loggedLine<{ proxy: string; admin: string }>(script, 'Started sidecar', 20_000);
   return { script, proxy: Number(line.proxy.split(':')[1]), admin: Number(line.admin.split(':')[1]) };
 }
 

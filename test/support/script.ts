@@ -6,6 +6,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { join } from 'node:path';
 import { forgetProcessGroup, reapProcessGroupOnExit, repoRoot } from '../cluster/process.js';
+import { StopWaiting, waitFor } from './wait.js';
 
 export interface Script {
   child: ChildProcess;
@@ -55,4 +56,27 @@ export function startScript(path: string, args: string[] = [], env: NodeJS.Proce
     clearTimeout(timer);
   };
   return { child, output: () => output, exited, stop };
+}
+
+/**
+ * Waits for the first JSON log line whose message is `message` (e.g. "Started sidecar")
+ * and returns it parsed; gives up at once, with the output, if the process exits first.
+ */
+export async function loggedLine<T>(script: Script, message: string, timeoutMs = 30_000): Promise<T> {
+  const marker = `"msg":${JSON.stringify(message)}`;
+  const line = await waitFor(
+    `"${message}" in the log`,
+    () => {
+      const found = script
+        .output()
+        .split('\n')
+        .find((l) => l.includes(marker));
+      if (!found && (script.child.exitCode !== null || script.child.signalCode !== null)) {
+        throw new StopWaiting(`The process exited before "${message}":\n${script.output()}`);
+      }
+      return found;
+    },
+    { timeoutMs },
+  );
+  return JSON.parse(line) as T;
 }
