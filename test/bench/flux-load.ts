@@ -2,7 +2,8 @@
  * A Flux-like load generator for benchmarks, run as its own process: opens N streams,
  * sends each an 80 ms frame of 16 kHz linear16 (2,560 bytes) every 80 ms in real time,
  * and measures how late each TurnInfo arrives after the frame that completed its 0.25 s
- * of audio. Prints one JSON line with the figures.
+ * of audio. Prints `{"event":"measuring"}` when the measurement window opens (every
+ * stream open and settled) and one JSON line with the figures when it closes.
  *
  * It speaks WebSocket on the raw socket: each audio frame is one prebuilt buffer (a
  * zero mask is valid and leaves the payload as is), so the generator stays cheap
@@ -58,6 +59,7 @@ let measuring = false;
 let failed = 0;
 let updates = 0;
 let framesSent = 0;
+let framesBeforeWindow = 0;
 const windowEnd = /"audio_window_end":([0-9.]+)/;
 const sendingMs = { total: 0, ticks: 0, late: 0 };
 
@@ -161,8 +163,12 @@ const timer = setInterval(() => {
   if (spent > frameMs / slots) sendingMs.late += 1;
 }, frameMs / slots);
 
+// The measurement window starts once every stream is open and settled; a line says so,
+// for whoever measures the relay's cost over the same window.
 setTimeout(() => {
   measuring = true;
+  framesBeforeWindow = framesSent;
+  console.log(JSON.stringify({ event: 'measuring' }));
 }, rampMs + 2000);
 
 setTimeout(
@@ -183,10 +189,14 @@ setTimeout(
       lagMaxMs: sorted.length ? (sorted[sorted.length - 1] as number) : Number.NaN,
       generatorBusyTicks: sendingMs.late,
       framesSent,
+      framesInWindow: framesSent - framesBeforeWindow,
     };
-    for (const stream of streams) stream.socket?.destroy();
+    // The figures go out before the streams end, so that the window's measurements stop here.
     console.log(JSON.stringify(result));
-    process.exit(0);
+    setTimeout(() => {
+      for (const stream of streams) stream.socket?.destroy();
+      process.exit(0);
+    }, 250);
   },
   rampMs + 2000 + measureMs,
 );

@@ -1,24 +1,27 @@
 /**
  * What the sidecar adds to each audio frame's round trip, next to nginx (a WebSocket
  * reverse proxy, the reference), a bare Node TCP pipe (the floor of any Node relay) and
- * no relay at all. Flux-like streams send an 80 ms
- * frame of 2,560 bytes every 80 ms; the emulator answers every frame. The emulator and
- * the load run on core 0, the relay alone on core 1. Printed: added latency p50/p99, the
- * relay's CPU time per 1,000 frames and its resident memory per open stream.
+ * no relay at all. Flux-like streams send an 80 ms frame of 2,560 bytes every 80 ms; the
+ * emulator answers every frame. The emulator and the load run on core 0, the relay alone
+ * on core 1. Printed, as medians of interleaved rounds: added latency p50/p99, the
+ * relay's CPU time per 1,000 frames while every stream is open (and what opening and
+ * closing a stream costs, apart), and its resident memory per open stream.
  */
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createInterface } from 'node:readline';
 import { promisify } from 'node:util';
 import { freePorts } from '../cluster/control-plane.js';
 import { ManagedProcess, repoRoot } from '../cluster/process.js';
 import { waitFor } from '../support/wait.js';
 import { startBenchEmulator } from './bench-emulator.js';
-import { cpuSeconds, rssBytes } from './proc.js';
+import { cpuTimes, rssBytes } from './proc.js';
 
 const run = promisify(execFile);
 const flux = '/v2/listen?model=flux-general-en&encoding=linear16&sample_rate=16000';
+const sidecarName = 'sluice sidecar';
 
 interface Load {
   streams: number;
@@ -27,14 +30,50 @@ interface Load {
   lagP50Ms: number;
   lagP99Ms: number;
   framesSent: number;
+  framesInWindow: number;
 }
 
 function nginxBinary(): string | undefined {
   return ['/usr/sbin/nginx', '/usr/bin/nginx'].find((path) => existsSync(path));
 }
 
-async function load(url: string, streams: number, seconds: number): Promise<Load> {
-  const { stdout } = await run(
+/** What a relay's processes have used so far: CPU in user space and in the kernel, and resident memory. */
+function usage(pids: number[]) {
+  let user = 0;
+  let system = 0;
+  let rss = 0;
+  for (const pid of pids) {
+    const times = cpuTimes(pid);
+    user += times.user;
+    system += times.system;
+    rss += rssBytes(pid);
+  }
+  return { user, system, cpu: user + system, rss };
+}
+
+/** One measured run of the load through a relay (or none). */
+interface Run {
+  load: Load;
+  /** CPU seconds over the measurement window (every stream open, frames flowing), and its user-space part. */
+  windowCpu: number;
+  windowUser: number;
+  /** CPU milliseconds per stream for everything outside the window's frames: handshakes, ramp, teardown. */
+  setupMsPerStream: number;
+  kibPerStream: number;
+}
+
+/**
+ * Runs the load generator through `url` and measures the relay's processes over the
+ * generator's measurement window only; what opening and closing the streams costs is
+ * reported apart, per stream, so that it is not charged to the frames.
+ */
+async function measure(pids: number[], url: string, streams: number, seconds: number): Promise<Run> {
+  const before = usage(pids);
+  let atWindow = before;
+  let atWindowEnd = before;
+  let rssOpen = 0;
+  let sampler: NodeJS.Timeout | undefined;
+  const generator = spawn(
     'taskset',
     [
       '-c',
@@ -54,9 +93,53 @@ async function load(url: string, streams: number, seconds: number): Promise<Load
       '--seconds',
       String(seconds),
     ],
-    { cwd: repoRoot, maxBuffer: 1024 * 1024 },
+    { cwd: repoRoot, stdio: ['ignore', 'pipe', 'inherit'] },
   );
-  return JSON.parse(stdout.trim().split('\n').at(-1) as string) as Load;
+  let load: Load | undefined;
+  for await (const line of createInterface({ input: generator.stdout })) {
+    const message = JSON.parse(line) as { event?: string } & Load;
+    if (message.event === 'measuring') {
+      atWindow = usage(pids);
+      // Memory is sampled halfway through the window, with every stream open.
+      sampler = setTimeout(
+        () => {
+          rssOpen = usage(pids).rss;
+        },
+        (seconds * 1000) / 2,
+      );
+    } else {
+      atWindowEnd = usage(pids);
+      load = message;
+    }
+  }
+  clearTimeout(sampler);
+  if (!load) throw new Error('the load generator printed no figures');
+  // The relay has closed every stream once its CPU time stops moving.
+  let settled = usage(pids);
+  for (let i = 0; i < 50; i++) {
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const now = usage(pids);
+    if (pids.length === 0 || now.cpu - settled.cpu < 0.005) break;
+    settled = now;
+  }
+  const windowCpu = atWindowEnd.cpu - atWindow.cpu;
+  const perFrame = load.framesInWindow > 0 ? windowCpu / load.framesInWindow : 0;
+  const outside = settled.cpu - before.cpu - windowCpu - perFrame * (load.framesSent - load.framesInWindow);
+  return {
+    load,
+    windowCpu,
+    windowUser: atWindowEnd.user - atWindow.user,
+    setupMsPerStream: (Math.max(0, outside) * 1000) / streams,
+    kibPerStream: (rssOpen - before.rss) / streams / 1024,
+  };
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = Math.floor(sorted.length / 2);
+  return sorted.length % 2
+    ? (sorted[middle] as number)
+    : ((sorted[middle - 1] as number) + (sorted[middle] as number)) / 2;
 }
 
 interface Relay {
@@ -83,12 +166,11 @@ spec:
   reaping: {idleTimeoutSeconds: 600, pingIntervalSeconds: 60}
 `,
   );
-  const built = join(repoRoot, 'dist', 'sidecar', 'main.js');
-  const entry = existsSync(built) ? [built] : ['--import', 'tsx', 'sidecar/main.ts'];
+  // The bin as it ships (`npm run bench` builds it first), with the runtime flags of its first line.
   const sidecar = new ManagedProcess({
     name: 'sidecar',
     command: 'taskset',
-    args: ['-c', '1', process.execPath, ...entry],
+    args: ['-c', '1', join(repoRoot, 'dist', 'sidecar', 'main.js')],
     logFile: join(dir, 'sidecar.log'),
     env: {
       ...process.env,
@@ -103,7 +185,7 @@ spec:
     timeoutMs: 20_000,
   });
   return {
-    name: 'sluice sidecar',
+    name: sidecarName,
     url: `ws://127.0.0.1:${proxyPort}${flux}`,
     pids: () => [sidecar.pid as number],
     stop: () => sidecar.stop(),
@@ -198,7 +280,7 @@ http {
   await waitFor('nginx to start its worker', async () => (await workers()).length > 0, { timeoutMs: 10_000 });
   const workerPids = await workers();
   return {
-    name: 'nginx (reference)',
+    name: nginxName,
     url: `ws://127.0.0.1:${port}${flux}`,
     pids: () => [master.pid as number, ...workerPids],
     stop: () => master.stop(),
@@ -206,31 +288,97 @@ http {
 }
 
 function row(cells: (string | number)[]): string {
-  return cells.map((c, i) => String(c).padStart(i === 0 ? 20 : 13)).join(' ');
+  return cells.map((c, i) => String(c).padStart(i === 0 ? 22 : 12)).join(' ');
 }
 
-async function measure(relay: Relay | undefined, url: string, streams: number, seconds: number) {
-  const pids = relay?.pids() ?? [];
-  const cpuBefore = pids.reduce((sum, pid) => sum + cpuSeconds(pid), 0);
-  const rssBefore = pids.reduce((sum, pid) => sum + rssBytes(pid), 0);
-  // Sample memory while every stream is open: after the ramp, during the measurement.
-  let rssOpen = 0;
-  const sampler = setTimeout(
-    () => {
-      rssOpen = pids.reduce((sum, pid) => sum + rssBytes(pid), 0);
-    },
-    3000 + 2000 + (seconds * 1000) / 2,
+const cpuPer1000 = (run: Run) => (run.windowCpu * 1000) / (run.load.framesInWindow / 1000);
+
+/**
+ * Runs every relay `rounds` times, each round with every relay started afresh (so that
+ * memory per stream is not blurred by an earlier run's garbage) and measured in a rotated
+ * order, next to the load without a relay. Prints each figure's median over the rounds,
+ * with added latency and CPU relative to nginx taken within each round, so that a machine
+ * whose speed drifts between rounds does not tilt the comparison.
+ */
+async function compare(
+  startRelays: () => Promise<Relay[]>,
+  emulatorPort: number,
+  streams: number,
+  rounds: number,
+  seconds: number,
+) {
+  const runs = new Map<string, Run[]>();
+  const direct: Run[] = [];
+  const names: string[] = [];
+  for (let round = 0; round < rounds; round++) {
+    direct.push(await measure([], `ws://127.0.0.1:${emulatorPort}${flux}`, streams, seconds));
+    const relays = await startRelays();
+    try {
+      for (let i = 0; i < relays.length; i++) {
+        const relay = relays[(i + round) % relays.length] as Relay;
+        if (!runs.has(relay.name)) runs.set(relay.name, []);
+        runs.get(relay.name)?.push(await measure(relay.pids(), relay.url, streams, seconds));
+      }
+      if (round === 0) names.push(...relays.map((relay) => relay.name));
+    } finally {
+      for (const relay of relays) await relay.stop();
+    }
+  }
+  const nginx = runs.get(nginxName);
+  console.log(
+    row([
+      'relay',
+      'added p50',
+      'added p99',
+      'CPU/1k frames',
+      'CPU range',
+      'vs nginx',
+      'user part',
+      'open+close',
+      'KiB/stream',
+    ]),
   );
-  const result = await load(url, streams, seconds);
-  clearTimeout(sampler);
-  const cpu = pids.reduce((sum, pid) => sum + cpuSeconds(pid), 0) - cpuBefore;
-  return {
-    result,
-    cpuMsPer1000Frames: relay ? (cpu * 1000) / (result.framesSent / 1000) : 0,
-    kibPerStream: relay ? (rssOpen - rssBefore) / streams / 1024 : 0,
-    cpuSeconds: cpu,
-  };
+  console.log(
+    row([
+      'none (direct)',
+      `${median(direct.map((r) => r.load.lagP50Ms)).toFixed(2)} ms`,
+      `${median(direct.map((r) => r.load.lagP99Ms)).toFixed(2)} ms`,
+      '-',
+      '-',
+      '-',
+      '-',
+      '-',
+      '-',
+    ]),
+  );
+  const figures = new Map<string, { addedP99: number; cpuVsNginx: number; kibPerStream: number }>();
+  for (const name of names) {
+    const own = runs.get(name) as Run[];
+    const cpu = own.map(cpuPer1000);
+    const addedP50 = median(own.map((r, i) => r.load.lagP50Ms - (direct[i] as Run).load.lagP50Ms));
+    const addedP99 = median(own.map((r, i) => r.load.lagP99Ms - (direct[i] as Run).load.lagP99Ms));
+    const vsNginx = nginx ? median(own.map((r, i) => cpuPer1000(r) / cpuPer1000(nginx[i] as Run))) : Number.NaN;
+    const kibPerStream = median(own.map((r) => r.kibPerStream));
+    figures.set(name, { addedP99, cpuVsNginx: vsNginx, kibPerStream });
+    const incomplete = own.filter((r) => r.load.open !== streams || r.load.failed > 0).length;
+    console.log(
+      row([
+        name,
+        `${addedP50 >= 0 ? '+' : ''}${addedP50.toFixed(2)} ms`,
+        `${addedP99 >= 0 ? '+' : ''}${addedP99.toFixed(2)} ms`,
+        `${median(cpu).toFixed(1)} ms`,
+        `${Math.min(...cpu).toFixed(0)}-${Math.max(...cpu).toFixed(0)}`,
+        Number.isNaN(vsNginx) ? '-' : `${vsNginx.toFixed(2)}x`,
+        `${((median(own.map((r) => r.windowUser / r.windowCpu)) || 0) * 100).toFixed(0)} %`,
+        `${median(own.map((r) => r.setupMsPerStream)).toFixed(2)} ms`,
+        kibPerStream.toFixed(1),
+      ]) + (incomplete > 0 ? `  (${incomplete} of ${rounds} runs lost streams)` : ''),
+    );
+  }
+  return figures;
 }
+
+const nginxName = 'nginx (reference)';
 
 export async function relayLatency(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'sluice-bench-relay-'));
@@ -238,62 +386,35 @@ export async function relayLatency(): Promise<void> {
     core: 0,
     flux: { idleTimeoutSeconds: 600, updateIntervalSeconds: 0.08 },
   });
-  const relays: Relay[] = [];
-  // Each relay starts afresh for each stream count, so that memory per stream is not blurred by an earlier run's garbage.
   const startRelays = async () => {
-    relays.push(await startSidecar(dir, emulatorPort));
-    relays.push(await startNodePipe(dir, emulatorPort));
+    const relays = [await startSidecar(dir, emulatorPort), await startNodePipe(dir, emulatorPort)];
     const nginx = await startNginx(dir, emulatorPort);
     if (nginx) relays.push(nginx);
-    else console.log('nginx is not installed (npm run setup installs it): the reference column is missing.');
+    return relays;
   };
-  const stopRelays = async () => {
-    for (const relay of relays.splice(0)) await relay.stop();
-  };
+  if (!nginxBinary()) console.log('nginx is not installed (npm run setup installs it): the reference row is missing.');
   try {
-    for (const streams of [150, 1000]) {
-      await stopRelays();
-      await startRelays();
+    for (const { streams, rounds } of [
+      { streams: 150, rounds: 3 },
+      { streams: 1000, rounds: 1 },
+    ]) {
       console.log(
-        `\nRelay round trip: ${streams} Flux-like streams, 80 ms frames of 2,560 bytes, an answer to every frame; emulator and load on core 0, relay on core 1`,
+        `\nRelay round trip: ${streams} Flux-like streams, 80 ms frames of 2,560 bytes, an answer to every frame; emulator and load on core 0, relay on core 1; median of ${rounds} round${rounds > 1 ? 's' : ''}, CPU over 8 s with every stream open`,
       );
-      console.log(
-        row(['relay', 'p50 ms', 'p99 ms', 'added p50', 'added p99', 'CPU/1k frames', 'KiB/stream', 'relay CPU %']),
-      );
-      const seconds = 8;
-      const direct = await measure(undefined, `ws://127.0.0.1:${emulatorPort}${flux}`, streams, seconds);
-      console.log(
-        row([
-          'none (direct)',
-          direct.result.lagP50Ms.toFixed(2),
-          direct.result.lagP99Ms.toFixed(2),
-          '-',
-          '-',
-          '-',
-          '-',
-          '-',
-        ]),
-      );
-      for (const relay of relays) {
-        const measured = await measure(relay, relay.url, streams, seconds);
-        const r = measured.result;
-        const wall = 3 + 2 + seconds;
+      const figures = await compare(startRelays, emulatorPort, streams, rounds, 8);
+      const sidecar = figures.get(sidecarName);
+      const nginx = figures.get(nginxName);
+      if (streams === 150 && sidecar && nginx) {
+        const latencyGoal = Math.max(1, 2 * nginx.addedP99);
+        const verdict = (met: boolean) => (met ? 'met' : 'NOT met');
         console.log(
-          row([
-            relay.name,
-            r.lagP50Ms.toFixed(2),
-            r.lagP99Ms.toFixed(2),
-            `+${(r.lagP50Ms - direct.result.lagP50Ms).toFixed(2)}`,
-            `+${(r.lagP99Ms - direct.result.lagP99Ms).toFixed(2)}`,
-            `${measured.cpuMsPer1000Frames.toFixed(1)} ms`,
-            measured.kibPerStream.toFixed(1),
-            `${((measured.cpuSeconds / wall) * 100).toFixed(0)} %`,
-          ]) + (r.open === streams && r.failed === 0 ? '' : `  (${r.open} of ${streams} open, ${r.failed} failed)`),
+          `Goals at 150 streams: added p99 ${sidecar.addedP99.toFixed(2)} ms <= ${latencyGoal.toFixed(2)} ms ${verdict(sidecar.addedP99 <= latencyGoal)}; ` +
+            `CPU ${sidecar.cpuVsNginx.toFixed(2)}x nginx <= 1.5x ${verdict(sidecar.cpuVsNginx <= 1.5)}; ` +
+            `${sidecar.kibPerStream.toFixed(1)} KiB per stream <= 64 ${verdict(sidecar.kibPerStream <= 64)}`,
         );
       }
     }
   } finally {
-    await stopRelays();
     await emulator.stop();
     rmSync(dir, { recursive: true, force: true });
   }
