@@ -1,6 +1,8 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --max-semi-space-size=2
 /**
  * sluice-sidecar: the per-pod proxy that enforces the pod's share of its budgets.
+ * It runs in every pod, so its young generation is capped (the flag above): streams
+ * allocate little that lives, and a larger nursery would only grow the footprint.
  * Configuration comes from the environment (see the README); anything wrong exits 2.
  * Standalone, it enforces a budget file alone; in a pod (POD_NAME, POD_NAMESPACE,
  * POD_UID), the grants the operator writes into the pod's StreamLeases.
