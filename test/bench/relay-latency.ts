@@ -57,6 +57,9 @@ interface Run {
   /** CPU seconds over the measurement window (every stream open, frames flowing), and its user-space part. */
   windowCpu: number;
   windowUser: number;
+  /** How busy the relay's core was during the window, and core 0 (the emulator and the load generator). */
+  relayCorePercent: number;
+  core0Percent: number;
   /** CPU milliseconds per stream for everything outside the window's frames: handshakes, ramp, teardown. */
   setupMsPerStream: number;
   kibPerStream: number;
@@ -67,10 +70,20 @@ interface Run {
  * generator's measurement window only; what opening and closing the streams costs is
  * reported apart, per stream, so that it is not charged to the frames.
  */
-async function measure(pids: number[], url: string, streams: number, seconds: number): Promise<Run> {
+async function measure(
+  pids: number[],
+  url: string,
+  streams: number,
+  seconds: number,
+  emulatorPid: number,
+): Promise<Run> {
   const before = usage(pids);
   let atWindow = before;
   let atWindowEnd = before;
+  let core0AtWindow = 0;
+  let windowStartedAt = 0;
+  let windowSeconds = 0;
+  let core0Seconds = 0;
   let rssOpen = 0;
   let sampler: NodeJS.Timeout | undefined;
   const generator = spawn(
@@ -100,6 +113,8 @@ async function measure(pids: number[], url: string, streams: number, seconds: nu
     const message = JSON.parse(line) as { event?: string } & Load;
     if (message.event === 'measuring') {
       atWindow = usage(pids);
+      core0AtWindow = usage([emulatorPid, generator.pid as number]).cpu;
+      windowStartedAt = performance.now();
       // Memory is sampled halfway through the window, with every stream open.
       sampler = setTimeout(
         () => {
@@ -109,6 +124,8 @@ async function measure(pids: number[], url: string, streams: number, seconds: nu
       );
     } else {
       atWindowEnd = usage(pids);
+      core0Seconds = usage([emulatorPid, generator.pid as number]).cpu - core0AtWindow;
+      windowSeconds = (performance.now() - windowStartedAt) / 1000;
       load = message;
     }
   }
@@ -129,6 +146,8 @@ async function measure(pids: number[], url: string, streams: number, seconds: nu
     load,
     windowCpu,
     windowUser: atWindowEnd.user - atWindow.user,
+    relayCorePercent: (windowCpu / windowSeconds) * 100,
+    core0Percent: (core0Seconds / windowSeconds) * 100,
     setupMsPerStream: (Math.max(0, outside) * 1000) / streams,
     kibPerStream: (rssOpen - before.rss) / streams / 1024,
   };
@@ -288,7 +307,7 @@ http {
 }
 
 function row(cells: (string | number)[]): string {
-  return cells.map((c, i) => String(c).padStart(i === 0 ? 22 : 12)).join(' ');
+  return cells.map((c, i) => String(c).padStart(i === 0 ? 22 : 11)).join(' ');
 }
 
 const cpuPer1000 = (run: Run) => (run.windowCpu * 1000) / (run.load.framesInWindow / 1000);
@@ -306,18 +325,19 @@ async function compare(
   streams: number,
   rounds: number,
   seconds: number,
+  emulatorPid: number,
 ) {
   const runs = new Map<string, Run[]>();
   const direct: Run[] = [];
   const names: string[] = [];
   for (let round = 0; round < rounds; round++) {
-    direct.push(await measure([], `ws://127.0.0.1:${emulatorPort}${flux}`, streams, seconds));
+    direct.push(await measure([], `ws://127.0.0.1:${emulatorPort}${flux}`, streams, seconds, emulatorPid));
     const relays = await startRelays();
     try {
       for (let i = 0; i < relays.length; i++) {
         const relay = relays[(i + round) % relays.length] as Relay;
         if (!runs.has(relay.name)) runs.set(relay.name, []);
-        runs.get(relay.name)?.push(await measure(relay.pids(), relay.url, streams, seconds));
+        runs.get(relay.name)?.push(await measure(relay.pids(), relay.url, streams, seconds, emulatorPid));
       }
       if (round === 0) names.push(...relays.map((relay) => relay.name));
     } finally {
@@ -336,6 +356,8 @@ async function compare(
       'user part',
       'open+close',
       'KiB/stream',
+      'relay core',
+      'core 0',
     ]),
   );
   console.log(
@@ -349,6 +371,8 @@ async function compare(
       '-',
       '-',
       '-',
+      '-',
+      `${median(direct.map((r) => r.core0Percent)).toFixed(0)} %`,
     ]),
   );
   const figures = new Map<string, { addedP99: number; cpuVsNginx: number; kibPerStream: number }>();
@@ -372,6 +396,8 @@ async function compare(
         `${((median(own.map((r) => r.windowUser / r.windowCpu)) || 0) * 100).toFixed(0)} %`,
         `${median(own.map((r) => r.setupMsPerStream)).toFixed(2)} ms`,
         kibPerStream.toFixed(1),
+        `${median(own.map((r) => r.relayCorePercent)).toFixed(0)} %`,
+        `${median(own.map((r) => r.core0Percent)).toFixed(0)} %`,
       ]) + (incomplete > 0 ? `  (${incomplete} of ${rounds} runs lost streams)` : ''),
     );
   }
@@ -401,7 +427,7 @@ export async function relayLatency(): Promise<void> {
       console.log(
         `\nRelay round trip: ${streams} Flux-like streams, 80 ms frames of 2,560 bytes, an answer to every frame; emulator and load on core 0, relay on core 1; median of ${rounds} round${rounds > 1 ? 's' : ''}, CPU over 8 s with every stream open`,
       );
-      const figures = await compare(startRelays, emulatorPort, streams, rounds, 8);
+      const figures = await compare(startRelays, emulatorPort, streams, rounds, 8, emulator.pid as number);
       const sidecar = figures.get(sidecarName);
       const nginx = figures.get(nginxName);
       if (streams === 150 && sidecar && nginx) {
