@@ -9,6 +9,7 @@ import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { type StreamBudget, type StreamLease, streamBudgetResource, streamLeaseResource } from '../crds/api/index.js';
 import { Informer, podsResource } from '../crds/kube/informer.js';
+import { PooledKubeConfig } from '../crds/kube/pooled-kube-config.js';
 import { createOperatorAdmin } from './admin.js';
 import { BudgetReconciler } from './budget-reconciler.js';
 import type { OperatorConfig } from './config.js';
@@ -22,7 +23,9 @@ export interface Operator {
   stop(): Promise<void>;
 }
 
-export async function startOperator(config: OperatorConfig, kubeConfig: KubeConfig, log: Logger): Promise<Operator> {
+export async function startOperator(config: OperatorConfig, given: KubeConfig, log: Logger): Promise<Operator> {
+  // Every call to the API server goes over kept connections, not a new TLS handshake each.
+  const kubeConfig = PooledKubeConfig.from(given);
   const namespace = config.watchNamespace;
   const informerLog = log.child({ component: 'informer' });
   const budgets = new Informer<StreamBudget>(kubeConfig, {
@@ -178,6 +181,7 @@ export async function startOperator(config: OperatorConfig, kubeConfig: KubeConf
         await workers;
         await Promise.all([budgets.stop(), leases.stop(), pods.stop()]);
         await admin.close();
+        kubeConfig.close();
         log.info({}, 'Stopped operator');
       })();
       return stopped;

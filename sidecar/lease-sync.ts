@@ -33,6 +33,7 @@ import {
   streamLeaseResource,
 } from '../crds/api/index.js';
 import { Informer, podsResource } from '../crds/kube/informer.js';
+import { PooledKubeConfig } from '../crds/kube/pooled-kube-config.js';
 import { describeFailure } from '../crds/kube/request-failure.js';
 import { type Admission, BudgetGate, type BudgetSettings, type Grant } from './admission.js';
 import type { EnforcedBudget } from './budgets.js';
@@ -404,6 +405,7 @@ export class LeaseSync {
   readonly #log: Logger;
   readonly #clock: Clock;
   readonly #tickMs: number;
+  readonly #kubeConfig: PooledKubeConfig;
   readonly #custom: CustomObjectsApi;
   /** The namespace's budgets, this pod's leases, and this pod (for its labels). */
   readonly #budgets: Informer<StreamBudget>;
@@ -427,7 +429,9 @@ export class LeaseSync {
     this.#log = options.log.child({ pod: options.pod.name });
     this.#clock = options.clock ?? systemClock;
     this.#tickMs = options.tickMs ?? 100;
-    const { kubeConfig } = options;
+    // Heartbeats and acks go over a kept connection, not a new TLS handshake each.
+    const kubeConfig = PooledKubeConfig.from(options.kubeConfig);
+    this.#kubeConfig = kubeConfig;
     this.#custom = kubeConfig.makeApiClient(CustomObjectsApi);
     const namespace = this.#pod.namespace;
     // Until the first lists are in, every stream is refused as without a grant: a stream
@@ -512,6 +516,7 @@ export class LeaseSync {
         .filter((entry) => entry.lease && !entry.writing)
         .map((entry) => this.#write(entry, this.#report(entry, now), now, timeoutMs)),
     );
+    this.#kubeConfig.close();
   }
 
   #informers(): [Informer<StreamBudget>, Informer<StreamLease>, Informer<V1Pod>] {
