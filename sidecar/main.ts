@@ -10,7 +10,7 @@
  * grace period, then CloseStream and close 1012; the process exits 0.
  */
 import { readFileSync } from 'node:fs';
-import { KubeConfig } from '@kubernetes/client-node';
+import type { KubeConfig } from '@kubernetes/client-node';
 import { pino } from 'pino';
 import { InvalidManifestError, parseStreamBudgets, type StreamBudget } from '../crds/api/index.js';
 import pkg from '../package.json' with { type: 'json' };
@@ -47,6 +47,7 @@ if (config.mode === 'standalone') {
 
 let kubeConfig: KubeConfig | undefined;
 if (config.mode === 'kubernetes') {
+  const { KubeConfig } = await import('@kubernetes/client-node');
   try {
     kubeConfig = new KubeConfig();
     kubeConfig.loadFromDefault();

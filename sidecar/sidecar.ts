@@ -3,7 +3,7 @@
  * together and drained together. main.ts runs one per process; tests run them in-process.
  * In Kubernetes mode the budgets and their grants come from the lease sync.
  */
-import { KubeConfig } from '@kubernetes/client-node';
+import type { KubeConfig } from '@kubernetes/client-node';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { StreamBudget } from '../crds/api/index.js';
@@ -11,7 +11,7 @@ import { createAdmin } from './admin.js';
 import { Admission } from './admission.js';
 import { type EnforcedBudget, enforce, standaloneGrant } from './budgets.js';
 import type { SidecarConfig } from './config.js';
-import { LeaseSync } from './lease-sync.js';
+import type { LeaseSync } from './lease-sync.js';
 import { SidecarMetrics } from './metrics.js';
 import { StreamProxy } from './proxy.js';
 
@@ -57,6 +57,11 @@ export async function startSidecar(
   const metrics = new SidecarMetrics(budgets, () => admission.queued);
   metricsHolder.metrics = metrics;
   if (config.pod) {
+    // Loaded only in Kubernetes mode: the API client is about half of a standalone sidecar's memory.
+    const [{ KubeConfig }, { LeaseSync }] = await Promise.all([
+      import('@kubernetes/client-node'),
+      import('./lease-sync.js'),
+    ]);
     let kubeConfig = options.kubeConfig;
     if (!kubeConfig) {
       kubeConfig = new KubeConfig();
