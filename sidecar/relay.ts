@@ -115,11 +115,13 @@ export class Relay {
   /** Checks the stream's timers; the proxy calls this for every stream a few times a second. */
   tick(now: number): void {
     if (this.#reaping || this.#ended || this.#clientGone || this.#endingUpstream) return;
-    // A client we are not reading (backpressure) cannot be judged idle or deaf.
-    if (this.#clientPausedByUs) return;
     if (now - this.startedAt >= this.#timings.maxStreamMs) {
       this.reap('max-duration');
-    } else if (now - this.#lastClientFrameAt >= this.#timings.idleTimeoutMs) {
+      return;
+    }
+    // A client we are not reading (backpressure) cannot be judged idle or deaf.
+    if (this.#clientPausedByUs) return;
+    if (now - this.#lastClientFrameAt >= this.#timings.idleTimeoutMs) {
       this.reap('idle');
     } else if (this.#pingSentAt === undefined || now - this.#pingSentAt >= this.#timings.pingIntervalMs) {
       if (!this.#pongSinceLastPing) {

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { createHash, randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, type Socket } from 'node:net';
+import { connect, createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
@@ -140,5 +140,189 @@ describe('credentials', () => {
     assert.equal(JSON.parse(refusal.body).code, 'SLUICE_E_CREDENTIALS');
     assert.ok(!refusal.body.includes('first-line'), 'the key itself is never shown');
     assert.deepEqual(s.gate(), { open: 0, stale: 0, inUse: 0 });
+  });
+});
+
+/** A raw client: the handshake for `path`, then whatever the test does with the socket. */
+async function rawClient(port: number): Promise<Socket> {
+  const socket = connect(port, '127.0.0.1');
+  socket.write(
+    [
+      `GET ${fluxPath} HTTP/1.1`,
+      `Host: 127.0.0.1:${port}`,
+      'Connection: Upgrade',
+      'Upgrade: websocket',
+      'Sec-WebSocket-Version: 13',
+      'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==',
+      '',
+      '',
+    ].join('\r\n'),
+  );
+  after(() => socket.destroy());
+  return socket;
+}
+
+/** Resolves once `read()` has given the same figure for `quietMs`: the side writing has stalled. */
+async function stalls(read: () => number, quietMs = 500): Promise<number> {
+  let last = -1;
+  await waitFor(
+    'the writer to stall',
+    async () => {
+      const now = read();
+      if (now !== last) {
+        last = now;
+        await new Promise((resolve) => setTimeout(resolve, quietMs));
+        return read() === now;
+      }
+      return true;
+    },
+    { timeoutMs: 15_000 },
+  );
+  return last;
+}
+
+describe('backpressure', () => {
+  const mib = 1024 * 1024;
+  const quiet = { reaping: { idleTimeoutSeconds: 60, pingIntervalSeconds: 60 } };
+
+  test('a client that does not read stops the upstream, and gets every byte once it reads again', async () => {
+    const frames = 48;
+    const payload = Buffer.alloc(mib, 7);
+    const header = Buffer.from([0x82, 127, 0, 0, 0, 0, 0, 0x10, 0, 0]); // binary, 1 MiB, unmasked
+    let written = 0;
+    const upstream = await rawUpstream((socket, request) => {
+      accept(socket, request);
+      const next = (sent: number) => {
+        for (let i = sent; i < frames; i++) {
+          written += header.length + payload.length;
+          const room = socket.write(Buffer.concat([header, payload]));
+          if (!room) {
+            socket.once('drain', () => next(i + 1));
+            return;
+          }
+        }
+        socket.write(Buffer.from([0x88, 0x02, 0x03, 0xe8]));
+      };
+      next(0);
+    });
+    const s = await setup({ spec: { upstream, ...quiet } });
+    const client = await rawClient(s.sidecar.proxyPort);
+    // Counts what follows the handshake's answer, which may share its first chunk.
+    let head = '';
+    const body: Buffer[] = [];
+    await new Promise<void>((resolve) => {
+      client.on('data', (chunk: Buffer) => {
+        if (head.endsWith('\r\n\r\n')) {
+          body.push(chunk);
+          return;
+        }
+        const text = chunk.toString('latin1');
+        const end = (head + text).indexOf('\r\n\r\n');
+        if (end < 0) {
+          head += text;
+          return;
+        }
+        body.push(chunk.subarray(end + 4 - head.length));
+        head = (head + text).slice(0, end + 4);
+        client.pause();
+        resolve();
+      });
+    });
+    const plateau = await stalls(() => written);
+    assert.ok(plateau < (frames * mib) / 2, `the upstream wrote ${plateau} bytes to a client that read none`);
+    client.resume();
+    await new Promise((resolve) => client.once('end', resolve));
+    // Every byte of every data frame, then the upstream's close; the sidecar's pings may sit between.
+    const bytes = Buffer.concat(body);
+    const seen: number[] = [];
+    let dataBytes = 0;
+    for (let at = 0; at < bytes.length; ) {
+      const opcode = (bytes[at] as number) & 0x0f;
+      let length = (bytes[at + 1] as number) & 0x7f;
+      let offset = 2;
+      if (length === 126) [length, offset] = [bytes.readUInt16BE(at + 2), 4];
+      else if (length === 127) [length, offset] = [Number(bytes.readBigUInt64BE(at + 2)), 10];
+      if (opcode === 0x2) dataBytes += length;
+      if (opcode !== 0x9) seen.push(opcode);
+      at += offset + length;
+    }
+    assert.equal(dataBytes, frames * mib);
+    assert.deepEqual(seen, [...Array(frames).fill(0x2), 0x8]);
+    await waitFor('the slot to be freed', () => s.gate().open === 0);
+    assert.equal(s.sidecar.admission.doubleReleases, 0);
+  });
+
+  test('an upstream that does not read stops the client, and gets every byte once it reads again', async () => {
+    let upstreamSocket: Socket | undefined;
+    let arrived = 0;
+    const upstream = await rawUpstream((socket, request) => {
+      accept(socket, request);
+      upstreamSocket = socket;
+      socket.pause();
+      socket.on('data', (chunk: Buffer) => {
+        arrived += chunk.length;
+      });
+    });
+    const s = await setup({ spec: { upstream, ...quiet } });
+    const client = await rawClient(s.sidecar.proxyPort);
+    await new Promise<void>((resolve) => client.once('data', () => resolve()));
+    // Masked binary frames of 64 KiB (a zero mask leaves the payload as it is).
+    const frame = Buffer.concat([
+      Buffer.from([0x82, 0x80 | 127, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0]),
+      Buffer.alloc(65536),
+    ]);
+    const frames = 512;
+    let written = 0;
+    const next = (sent: number) => {
+      for (let i = sent; i < frames; i++) {
+        written += frame.length;
+        if (!client.write(frame)) {
+          client.once('drain', () => next(i + 1));
+          return;
+        }
+      }
+    };
+    next(0);
+    const plateau = await stalls(() => written);
+    assert.ok(
+      plateau < (frames * frame.length) / 2,
+      `the client got ${plateau} bytes out to an upstream that read none`,
+    );
+
+    (upstreamSocket as Socket).resume();
+    await waitFor('every byte to reach the upstream', () => arrived >= frames * frame.length, { timeoutMs: 15_000 });
+    assert.equal(arrived, frames * frame.length);
+    client.destroy();
+    await waitFor('the slot to be settled', () => s.gate().open === 0);
+    assert.equal(s.sidecar.admission.doubleReleases, 0);
+  });
+
+  test('a stream held up by backpressure still ends at its maximum duration', async () => {
+    const upstream = await rawUpstream((socket, request) => {
+      accept(socket, request);
+      socket.pause(); // never reads: the client is paused in turn
+    });
+    const s = await setup({
+      spec: { upstream, reaping: { idleTimeoutSeconds: 60, pingIntervalSeconds: 1, maxStreamSeconds: 2 } },
+    });
+    const client = await rawClient(s.sidecar.proxyPort);
+    await new Promise<void>((resolve) => client.once('data', () => resolve()));
+    const frame = Buffer.concat([
+      Buffer.from([0x82, 0x80 | 127, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0]),
+      Buffer.alloc(65536),
+    ]);
+    const pump = () => {
+      while (client.write(frame));
+      client.once('drain', pump);
+    };
+    pump();
+    client.on('error', () => {});
+    const ended = new Promise<void>((resolve) => client.once('close', () => resolve()));
+    await waitFor('the stream to end', () => s.gate().open === 0, { timeoutMs: 15_000 });
+    client.destroy();
+    await ended;
+    assert.equal(s.sidecar.admission.doubleReleases, 0);
+    const metrics = await (await fetch(`${s.admin}/metrics`)).text();
+    assert.match(metrics, /^sluice_sidecar_streams_reaped_total\{reason="max-duration"\} 1$/m);
   });
 });
