@@ -4,6 +4,7 @@
  * P a minute becomes a token bucket of rate P − B and burst B, so that no 60 s window
  * holds more than P starts.
  */
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { StreamBudget } from '../crds/api/index.js';
 import { BudgetGate, type Grant } from './admission.js';
@@ -77,4 +78,21 @@ export function keyFileFor(
   if (config.apiKeyFile) return config.apiKeyFile;
   const ref = budgets.find((b) => b.budget.spec.apiKeySecretRef)?.budget.spec.apiKeySecretRef;
   return ref ? join(config.secretsDir, ref.name, ref.key) : undefined;
+}
+
+/**
+ * Reads the provider's API key from `file`. Throws with a message that names the file but
+ * never the key: the file cannot be read, is empty, or holds what a header cannot carry.
+ */
+export function readApiKey(file: string): string {
+  let key: string;
+  try {
+    key = readFileSync(file, 'utf8').trim();
+  } catch {
+    throw new Error(`The API key file ${file} cannot be read`);
+  }
+  if (key === '') throw new Error(`The API key file ${file} is empty`);
+  // One printable token: anything else cannot go in a header (and is never echoed).
+  if (!/^[\x21-\x7e]+$/.test(key)) throw new Error(`The API key in ${file} holds characters a header cannot carry`);
+  return key;
 }

@@ -14,6 +14,7 @@ import type { KubeConfig } from '@kubernetes/client-node';
 import { pino } from 'pino';
 import { InvalidManifestError, parseStreamBudgets, type StreamBudget } from '../crds/api/index.js';
 import pkg from '../package.json' with { type: 'json' };
+import { readApiKey } from './budgets.js';
 import { readSidecarConfig, type SidecarConfig, SidecarConfigError } from './config.js';
 import { type Sidecar, startSidecar } from './sidecar.js';
 
@@ -42,6 +43,15 @@ if (config.mode === 'standalone') {
   } catch (error) {
     if (error instanceof InvalidManifestError) exitWith(`SLUICE_BUDGET_FILE: ${error.message}`);
     exitWith(`SLUICE_BUDGET_FILE: cannot read ${config.budgetFile}: ${(error as Error).message}`);
+  }
+}
+
+// The key file given outright must be usable now; keys from budgets' Secrets are read per stream.
+if (config.apiKeyFile) {
+  try {
+    readApiKey(config.apiKeyFile);
+  } catch (error) {
+    exitWith(`SLUICE_API_KEY_FILE: ${(error as Error).message}`);
   }
 }
 

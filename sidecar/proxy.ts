@@ -7,7 +7,6 @@
  * exactly once, when the upstream socket closes.
  */
 import { randomUUID } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import {
   createServer,
   type IncomingHttpHeaders,
@@ -21,7 +20,7 @@ import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { type Admission, AdmissionRejected, type StreamSlot } from './admission.js';
-import { budgetsFor, type EnforcedBudget, keyFileFor, timingsFor } from './budgets.js';
+import { budgetsFor, type EnforcedBudget, keyFileFor, readApiKey, timingsFor } from './budgets.js';
 import type { SidecarConfig } from './config.js';
 import { type SidecarErrorCode, sidecarErrors } from './errors.js';
 import type { SidecarMetrics } from './metrics.js';
@@ -298,6 +297,8 @@ export class StreamProxy {
         }
         if (error instanceof AdmissionRejected) {
           metrics.rejected.inc({ budget: error.budget, reason: error.reason });
+          // A stream that queued and then timed out waited too: the histogram shows it.
+          if (error.waitedMs > 0) metrics.queueWait.observe(error.waitedMs / 1000);
           log.info(
             { stream: id, budget: error.budget, reason: error.reason, waitedMs: Math.round(error.waitedMs) },
             'Rejected stream',
@@ -583,15 +584,11 @@ export class StreamProxy {
     if (keyFile) {
       let key: string;
       try {
-        key = readFileSync(keyFile, 'utf8').trim();
-      } catch {
+        key = readApiKey(keyFile);
+      } catch (error) {
         // The path is configuration, not a secret; the key itself never appears anywhere.
-        return { error: `The API key file ${keyFile} cannot be read` };
+        return { error: (error as Error).message };
       }
-      if (key === '') return { error: `The API key file ${keyFile} is empty` };
-      // One printable token: anything else cannot go in a header (and is never echoed).
-      if (!/^[\x21-\x7e]+$/.test(key))
-        return { error: `The API key in ${keyFile} holds characters a header cannot carry` };
       headers.authorization = `Token ${key}`;
       const offered = String(incoming['sec-websocket-protocol'] ?? '')
         .split(',')

@@ -18,6 +18,12 @@ import { auth, fluxPath } from './fixture.js';
 const dir = mkdtempSync(join(tmpdir(), 'sluice-sidecar-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
+function keyFile(content: string): string {
+  const file = join(dir, `key-${Math.random().toString(36).slice(2)}`);
+  writeFileSync(file, content);
+  return file;
+}
+
 function budgetFile(upstream: string): string {
   const file = join(dir, `budgets-${Math.random().toString(36).slice(2)}.yaml`);
   writeFileSync(
@@ -98,11 +104,24 @@ describe('configuration', () => {
       [{ SLUICE_BUDGET_FILE: budgetFile('ws://x'), SLUICE_LISTEN: 'nowhere' }, /SLUICE_LISTEN: must be host:port/],
       [{ SLUICE_BUDGET_FILE: budgetFile('ws://x'), SLUICE_LOG_LEVEL: 'loud' }, /SLUICE_LOG_LEVEL: must be one of/],
       [{ SLUICE_BUDGET_FILE: budgetFile('ws://x'), SLUICE_MAX_PAYLOAD_BYTES: '-1' }, /SLUICE_MAX_PAYLOAD_BYTES/],
+      [
+        { SLUICE_BUDGET_FILE: budgetFile('ws://x'), SLUICE_API_KEY_FILE: join(dir, 'no-such-key') },
+        /SLUICE_API_KEY_FILE: The API key file .*no-such-key cannot be read/,
+      ],
+      [
+        { SLUICE_BUDGET_FILE: budgetFile('ws://x'), SLUICE_API_KEY_FILE: keyFile('  \n') },
+        /SLUICE_API_KEY_FILE: .* is empty/,
+      ],
+      [
+        { SLUICE_BUDGET_FILE: budgetFile('ws://x'), SLUICE_API_KEY_FILE: keyFile('secret-one\nsecret-two') },
+        /SLUICE_API_KEY_FILE: .* holds characters a header cannot carry/,
+      ],
     ];
     for (const [env, message] of cases) {
       const script = startScript('sidecar/main.ts', [], { PATH: process.env.PATH, ...env });
       assert.equal(await script.exited, 2, script.output());
       assert.match(script.output(), message);
+      assert.doesNotMatch(script.output(), /secret-one/, 'the key itself is never shown');
     }
   });
 });

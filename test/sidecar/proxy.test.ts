@@ -55,6 +55,9 @@ describe('admission', () => {
     assert.equal(body.code, 'SLUICE_E_CONCURRENCY');
     assert.equal(body.request_id, refusal.headers['x-sluice-request-id']);
     assert.equal(s.upstream().accepted, 1, 'the refusal never reached the upstream');
+    const metrics = await (await fetch(`${s.admin}/metrics`)).text();
+    assert.match(metrics, /^sluice_sidecar_queue_wait_seconds_count 1$/m, 'the wait of a refused stream counts');
+    assert.match(metrics, /^sluice_sidecar_queue_wait_seconds_bucket\{le="0.1"\} 0$/m, 'it waited the whole timeout');
     first.ws.close();
   });
 
