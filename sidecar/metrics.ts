@@ -16,6 +16,11 @@ export class SidecarMetrics {
   readonly ended: Counter<'cause' | 'clean'>;
   readonly upstreamRejections: Counter<'status'>;
   readonly bytes: Counter<'direction'>;
+  /** Bytes relayed so far, ended and open streams alike; the proxy provides it once it exists. */
+  relayedBytes: () => { clientToUpstream: number; upstreamToClient: number } = () => ({
+    clientToUpstream: 0,
+    upstreamToClient: 0,
+  });
   readonly doubleReleases: Counter;
   readonly clientErrors: Counter<'code'>;
   readonly leaseWrites: Counter<'budget' | 'result'>;
@@ -112,11 +117,19 @@ export class SidecarMetrics {
       labelNames: ['status'],
       registers,
     });
+    const metrics = this;
     this.bytes = new Counter({
       name: 'sluice_sidecar_bytes_total',
       help: 'Bytes relayed, by direction (client_to_upstream, upstream_to_client).',
       labelNames: ['direction'],
       registers,
+      // Read at each scrape, open streams included: a stream of hours must not hide its traffic until it ends.
+      collect() {
+        const relayed = metrics.relayedBytes();
+        this.reset();
+        this.inc({ direction: 'client_to_upstream' }, relayed.clientToUpstream);
+        this.inc({ direction: 'upstream_to_client' }, relayed.upstreamToClient);
+      },
     });
     this.doubleReleases = new Counter({
       name: 'sluice_sidecar_slot_double_releases_total',

@@ -125,6 +125,8 @@ export class StreamProxy {
   readonly server: Server;
   readonly #options: ProxyOptions;
   readonly #streams = new Map<string, OpenStream>();
+  /** Bytes of the streams that have ended; the open ones add their own at each reading. */
+  readonly #endedBytes = { clientToUpstream: 0, upstreamToClient: 0 };
   /** Dials in progress, each with the way to give it up for a shutdown (the client gets 503). */
   readonly #dialling = new Set<() => void>();
   readonly #sweeper: NodeJS.Timeout;
@@ -192,6 +194,16 @@ export class StreamProxy {
       bytesFromClient: relay.bytesFromClient,
       bytesFromUpstream: relay.bytesFromUpstream,
     }));
+  }
+
+  /** Bytes relayed so far by every stream, open or ended; never less than at the last reading. */
+  relayedBytes(): { clientToUpstream: number; upstreamToClient: number } {
+    let { clientToUpstream, upstreamToClient } = this.#endedBytes;
+    for (const { relay } of this.#streams.values()) {
+      clientToUpstream += relay.bytesFromClient;
+      upstreamToClient += relay.bytesFromUpstream;
+    }
+    return { clientToUpstream, upstreamToClient };
   }
 
   /** Stops admitting: queued and new handshakes get 503. Open streams go on. */
@@ -543,8 +555,8 @@ export class StreamProxy {
       metrics.ended.inc({ cause: end.cause, clean: String(end.clean) });
       if (reapReasons.has(end.cause)) metrics.reaped.inc({ reason: end.cause });
       if (reapedByRule.has(end.cause)) for (const gate of slot?.budgets ?? []) gate.reaped += 1;
-      metrics.bytes.inc({ direction: 'client_to_upstream' }, end.bytesFromClient);
-      metrics.bytes.inc({ direction: 'upstream_to_client' }, end.bytesFromUpstream);
+      this.#endedBytes.clientToUpstream += end.bytesFromClient;
+      this.#endedBytes.upstreamToClient += end.bytesFromUpstream;
       const seconds = (performance.now() - startedAt) / 1000;
       metrics.streamDuration.observe(seconds);
       log.info(

@@ -70,6 +70,7 @@ export async function startSidecar(
     leaseSync = new LeaseSync({ pod: config.pod, kubeConfig, admission, metrics, log });
   }
   const proxy = new StreamProxy({ config, budgets, admission, metrics, log });
+  metrics.relayedBytes = () => proxy.relayedBytes();
   let draining = false;
   const ready = () => !draining && (leaseSync?.synced ?? true);
   const admin = createAdmin({ metrics, ready, streams: () => proxy.streams() });

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { WebSocketServer } from 'ws';
-import { openStream, refusedHandshake } from '../support/stream-client.js';
+import { openStream, refusedHandshake, sendAudio } from '../support/stream-client.js';
 import { waitFor } from '../support/wait.js';
 import { auth, fluxPath, novaPath, setup } from './fixture.js';
 
@@ -178,5 +178,35 @@ describe('pass-through', () => {
     stream.ws.send(Buffer.alloc(8192));
     assert.equal((await stream.closed).code, 1009);
     await waitFor('the slot to be free', () => s.gate().open === 0);
+  });
+});
+
+describe('metrics', () => {
+  test('bytes relayed count while a stream is open, and never go back when it ends', async () => {
+    const s = await setup();
+    const stream = await openStream(`${s.url}${fluxPath}`, auth);
+    const replies: unknown[] = [];
+    stream.ws.on('message', (data) => replies.push(data));
+    sendAudio(stream.ws, 1); // 32,000 bytes of audio in frames of 2,560, each with an 8-byte masked header
+    const bytes = async (direction: string) => {
+      const metrics = await (await fetch(`${s.admin}/metrics`)).text();
+      return Number(
+        new RegExp(`^sluice_sidecar_bytes_total\\{direction="${direction}"\\} (\\d+)$`, 'm').exec(metrics)?.[1],
+      );
+    };
+    await waitFor(
+      'the audio to be counted while the stream is open',
+      async () => (await bytes('client_to_upstream')) >= 32_000 + 13 * 8,
+    );
+    await waitFor(
+      'the answers to be counted',
+      async () => replies.length > 0 && (await bytes('upstream_to_client')) > 0,
+    );
+    const open = { up: await bytes('client_to_upstream'), down: await bytes('upstream_to_client') };
+    stream.ws.close();
+    await stream.closed;
+    await waitFor('the stream to end', () => s.gate().open === 0);
+    assert.ok((await bytes('client_to_upstream')) >= open.up);
+    assert.ok((await bytes('upstream_to_client')) >= open.down);
   });
 });
