@@ -42,6 +42,16 @@ export const sidecarErrors = {
     errCode: 'REQUEST_TIMEOUT',
     message: 'The handshake was not completed in time',
   },
+  SLUICE_E_CREDENTIALS: {
+    status: 500,
+    errCode: 'INTERNAL_SERVER_ERROR',
+    message: 'The API key cannot be used',
+  },
+  SLUICE_E_INTERNAL: {
+    status: 500,
+    errCode: 'INTERNAL_SERVER_ERROR',
+    message: 'The sidecar failed the handshake',
+  },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type SidecarErrorCode = keyof typeof sidecarErrors;

@@ -113,6 +113,7 @@ function countUpstreamRejection(metrics: SidecarMetrics, slot: StreamSlot | unde
 /** What is wrong with an upgrade request, if anything (RFC 6455 section 4.2.1). */
 function handshakeProblem(req: IncomingMessage): string | undefined {
   if (req.method !== 'GET') return `the method must be GET, not ${req.method}`;
+  if (!req.url?.startsWith('/') || req.url.startsWith('//')) return 'the request target must be a path';
   if (req.headers.upgrade?.toLowerCase() !== 'websocket') return 'the Upgrade header must be websocket';
   if (!/\bupgrade\b/i.test(req.headers.connection ?? '')) return 'the Connection header must include Upgrade';
   if (req.headers['sec-websocket-version'] !== '13') return 'Sec-WebSocket-Version must be 13';
@@ -157,10 +158,17 @@ export class StreamProxy {
       socket.on('error', () => socket.destroy());
       this.#upgrade(req, socket as Socket, head).catch((error: Error) => {
         options.log.error({ err: error.message }, 'Failed a handshake');
-        answer(socket, 500, { err_code: 'INTERNAL_SERVER_ERROR', err_msg: 'The sidecar failed the handshake' });
+        this.#count('SLUICE_E_INTERNAL');
+        const spec = sidecarErrors.SLUICE_E_INTERNAL;
+        answer(socket, spec.status, { err_code: spec.errCode, err_msg: spec.message, code: 'SLUICE_E_INTERNAL' });
       });
     });
     this.server.on('clientError', (error: NodeJS.ErrnoException, socket) => {
+      // A client that reset its connection mid-request has left: there is no one to answer.
+      if (error.code === 'ECONNRESET') {
+        socket.destroy();
+        return;
+      }
       const timeout = error.code === 'ERR_HTTP_REQUEST_TIMEOUT';
       const code: SidecarErrorCode = timeout ? 'SLUICE_E_HANDSHAKE_TIMEOUT' : 'SLUICE_E_BAD_HANDSHAKE';
       this.#count(code);
@@ -337,7 +345,7 @@ export class StreamProxy {
       for (const name of names) metrics.admitted.inc({ budget: name });
     }
     try {
-      this.#dial(req, client, head, { id, url, route, budgets, names, slot }, departed.signal, stopWatching);
+      this.#dial(req, client, head, { id, route, budgets, names, slot }, departed.signal, stopWatching);
     } catch (error) {
       // Nothing was sent upstream (request() refused its arguments): the slot was never used.
       stopWatching();
@@ -352,7 +360,6 @@ export class StreamProxy {
     head: Buffer,
     stream: {
       id: string;
-      url: URL;
       route: { path: string; model: string | undefined };
       budgets: EnforcedBudget[];
       names: string[];
@@ -362,7 +369,7 @@ export class StreamProxy {
     stopWatching: () => void,
   ): void {
     const { config, metrics, log } = this.#options;
-    const { id, url, route, budgets, names, slot } = stream;
+    const { id, route, budgets, names, slot } = stream;
     const upstreamBase = budgets[0]?.upstream ?? this.#options.budgets()[0]?.upstream;
     if (!upstreamBase) {
       stopWatching();
@@ -377,8 +384,10 @@ export class StreamProxy {
       stopWatching();
       slot?.cancel(performance.now());
       log.error({ stream: id, budget: names[0] }, headers.error);
-      answer(client, 500, {
-        err_code: 'INTERNAL_SERVER_ERROR',
+      this.#count('SLUICE_E_CREDENTIALS');
+      const spec = sidecarErrors.SLUICE_E_CREDENTIALS;
+      answer(client, spec.status, {
+        err_code: spec.errCode,
         err_msg: headers.error,
         request_id: id,
         code: 'SLUICE_E_CREDENTIALS',
@@ -390,7 +399,8 @@ export class StreamProxy {
     const upstreamRequest = (secure ? httpsRequest : request)({
       host: target.hostname,
       port: target.port || (secure ? 443 : 80),
-      path: `${basePath}${url.pathname}${url.search}`,
+      // The request target as the client sent it, byte for byte (its parsed form only chose the budgets).
+      path: `${basePath}${req.url}`,
       method: 'GET',
       headers: headers.headers,
       servername: secure ? target.hostname : undefined,

@@ -140,6 +140,8 @@ describe('credentials', () => {
     assert.equal(JSON.parse(refusal.body).code, 'SLUICE_E_CREDENTIALS');
     assert.ok(!refusal.body.includes('first-line'), 'the key itself is never shown');
     assert.deepEqual(s.gate(), { open: 0, stale: 0, inUse: 0 });
+    const metrics = await (await fetch(`${s.admin}/metrics`)).text();
+    assert.match(metrics, /^sluice_sidecar_client_errors_total\{code="SLUICE_E_CREDENTIALS"\} 1$/m);
   });
 });
 

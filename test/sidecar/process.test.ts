@@ -178,7 +178,8 @@ describe('the running process', () => {
       ['headers too large', proxy, `GET / HTTP/1.1\r\nHost: x\r\nX-Big: ${big}\r\n\r\n`, (r) => status(r) === 431],
       ['an unknown HTTP version', proxy, 'GET / HTTP/9.9\r\nHost: x\r\n\r\n', (r) => status(r) >= 400],
       ['a path no budget covers', proxy, handshake('/v1/speak?model=aura'), (r) => status(r) === 403],
-      ['an absolute-form target', proxy, handshake('http://elsewhere/v9'), (r) => status(r) === 403],
+      ['an absolute-form target', proxy, handshake('http://elsewhere/v2/listen'), (r) => status(r) === 400],
+      ['a target that parses as a host', proxy, handshake('//elsewhere/v2/listen'), (r) => status(r) === 400],
       [
         'an unmasked frame',
         proxy,

@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import type { IncomingMessage } from 'node:http';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
@@ -104,7 +105,7 @@ describe('pass-through', () => {
   test('path, query with repeated keys, headers and subprotocols reach the upstream unchanged', async () => {
     const upstream = await captureUpstream();
     const s = await setup({ spec: { upstream: upstream.url } });
-    const path = '/v2/listen?model=flux-general-en&keyterm=sluice&keyterm=budget&tag=a%20b&eot_threshold=0.8';
+    const path = '/v2/listen?model=flux-general-en&keyterm=sluice&keyterm=budget&tag=a%20b&tag=a+b&eot_threshold=0.8';
     const stream = await openStream(`${s.url}${path}`, {
       protocols: ['token', 'app-key'],
       headers: { 'x-deepgram-session-id': 'session-7', 'user-agent': 'test-client/1' },
@@ -117,6 +118,22 @@ describe('pass-through', () => {
     assert.equal(req?.headers['sec-websocket-protocol'], 'token,app-key', 'as the client sent it');
     assert.equal(req?.headers['sec-websocket-extensions'], undefined, 'no compression is negotiated');
     stream.ws.close();
+  });
+
+  test('the request target goes upstream byte for byte, even what a URL parser would rewrite', async () => {
+    const upstream = await captureUpstream();
+    const s = await setup({ spec: { upstream: upstream.url } });
+    // A raw client: WebSocket libraries would percent-encode the apostrophe themselves.
+    const target = "/v2/listen?model=flux-general-en&keyterm=don't&keyterm=sluice&redact=pci&redact=ssn";
+    const socket = connect(s.sidecar.proxyPort, '127.0.0.1');
+    after(() => socket.destroy());
+    socket.write(
+      `GET ${target} HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n` +
+        'Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nAuthorization: Token k\r\n\r\n',
+    );
+    const answer = await new Promise<string>((resolve) => socket.once('data', (chunk) => resolve(chunk.toString())));
+    assert.match(answer, /^HTTP\/1\.1 101 /);
+    assert.equal(upstream.seen[0]?.url, target);
   });
 
   test('a configured key is injected as Authorization: Token, replacing the client’s, and rotations apply to new streams', async () => {
