@@ -261,3 +261,34 @@ describe('the running process', () => {
     assert.equal(await sidecar.script.exited, 0);
   });
 });
+
+describe('credentials in the process', () => {
+  test('the API key never appears in its logs, at the most verbose level, whether the upstream takes it or not', async () => {
+    const emulator = await Emulator.start({
+      projects: [{ id: 'p', keys: ['secret-key-one'], maxConcurrentStreams: 100 }],
+    });
+    after(() => emulator.close());
+    const file = keyFile('secret-key-one\n');
+    const sidecar = await startProcess({
+      SLUICE_BUDGET_FILE: budgetFile(emulator.url),
+      SLUICE_API_KEY_FILE: file,
+      SLUICE_LOG_LEVEL: 'trace',
+    });
+    after(() => sidecar.script.stop());
+    const base = `ws://127.0.0.1:${sidecar.proxy}`;
+    const stream = await openStream(`${base}${fluxPath}`);
+    stream.ws.close();
+    await stream.closed;
+    writeFileSync(file, 'secret-key-two\n'); // rotated to a key the upstream refuses
+    const refusal = await refusedHandshake(`${base}${fluxPath}`);
+    assert.equal(refusal.status, 401);
+    for (const path of ['/streams', '/metrics']) {
+      const text = await (await fetch(`http://127.0.0.1:${sidecar.admin}${path}`)).text();
+      assert.doesNotMatch(text, /secret-key/, path);
+    }
+    await sidecar.script.stop();
+    const output = sidecar.script.output();
+    assert.match(output, /Ended stream/, 'the log was written');
+    assert.doesNotMatch(output, /secret-key/);
+  });
+});
