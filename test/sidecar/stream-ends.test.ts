@@ -135,6 +135,8 @@ describe('a stream ends and its slot is released exactly once', () => {
     assert.equal(stream.messages.at(-1)?.type, 'Error', 'the upstream message before the close reaches the client');
     await waitFor('the slot to be free', () => s.gate().open === 1);
     assert.equal(s.gate().stale, 0);
+    await waitFor('the upstream to see the end', () => s.upstream().open === 1);
+    assert.equal(s.upstream().uncleanEnds, 0, 'the upstream closed it with a frame: nothing counted on');
     assert.equal(bystander.ws.readyState, WebSocket.OPEN);
     clearInterval(feed);
     bystander.ws.close();
@@ -187,6 +189,9 @@ describe('a stream ends and its slot is released exactly once', () => {
     assert.equal(refusal.status, 504);
     assert.equal(JSON.parse(refusal.body).code, 'SLUICE_E_UPSTREAM_TIMEOUT');
     assert.deepEqual(s.gate(), { open: 1, stale: 1, inUse: 2 });
+    // The dial was given up: once the late answer would have come, the upstream counts only the bystander.
+    await new Promise((resolve) => setTimeout(resolve, 3500));
+    assert.equal(s.upstream().open, 1);
     assert.equal(bystander.ws.readyState, WebSocket.OPEN);
     bystander.ws.close();
     assert.equal(s.sidecar.admission.doubleReleases, 0);
@@ -211,15 +216,25 @@ describe('a stream ends and its slot is released exactly once', () => {
   });
 
   test('when the stream reaches its maximum duration', async () => {
-    const s = await setup({ spec: { reaping: { maxStreamSeconds: 2, pingIntervalSeconds: 1 } } });
+    const s = await setup({ spec: { reaping: { maxStreamSeconds: 3, pingIntervalSeconds: 1 } } });
     const stream = await openStream(`${s.url}${fluxPath}`, auth);
     const feed = setInterval(() => sendAudio(stream.ws, 0.08), 80);
+    // A bystander opened later reaches its own maximum later: it must be untouched when the first ends.
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    const bystander = await openStream(`${s.url}${fluxPath}`, auth);
+    const feedBystander = setInterval(() => sendAudio(bystander.ws, 0.08), 80);
     const closed = await stream.closed;
     clearInterval(feed);
     assert.equal(closed.code, 1000);
     assert.match(closed.reason, /maximum duration/);
-    await waitFor('the slot to be free', () => s.gate().open === 0);
+    await waitFor('the slot to be free', () => s.gate().open === 1);
     assert.equal(s.gate().stale, 0);
+    await waitFor('the upstream to see the end', () => s.upstream().open === 1);
+    assert.equal(s.upstream().uncleanEnds, 0, 'CloseStream ended it cleanly upstream');
+    assert.equal(bystander.ws.readyState, WebSocket.OPEN, 'the later stream runs on');
+    clearInterval(feedBystander);
+    bystander.ws.close();
+    await waitFor('every slot to be free', () => s.gate().open === 0);
     assert.equal(s.sidecar.admission.doubleReleases, 0);
     await endedBy(s, 'max-duration', true);
   });
