@@ -15,7 +15,6 @@ export class SidecarMetrics {
   readonly reaped: Counter<'reason'>;
   readonly ended: Counter<'cause' | 'clean'>;
   readonly upstreamRejections: Counter<'status'>;
-  readonly bytes: Counter<'direction'>;
   /** Bytes relayed so far, ended and open streams alike; the proxy provides it once it exists. */
   relayedBytes: () => { clientToUpstream: number; upstreamToClient: number } = () => ({
     clientToUpstream: 0,
@@ -118,7 +117,7 @@ export class SidecarMetrics {
       registers,
     });
     const metrics = this;
-    this.bytes = new Counter({
+    new Counter({
       name: 'sluice_sidecar_bytes_total',
       help: 'Bytes relayed, by direction (client_to_upstream, upstream_to_client).',
       labelNames: ['direction'],

@@ -251,12 +251,14 @@ export class StreamProxy {
     code: SidecarErrorCode,
     requestId: string,
     headers: Record<string, string | number> = {},
+    /** What went wrong in this case, when it says more than the code's own message. */
+    message?: string,
   ): void {
     const spec = sidecarErrors[code];
     answer(
       socket,
       spec.status,
-      { err_code: spec.errCode, err_msg: spec.message, request_id: requestId, code },
+      { err_code: spec.errCode, err_msg: message ?? spec.message, request_id: requestId, code },
       { 'x-sluice-request-id': requestId, 'dg-error': spec.message, ...headers },
     );
   }
@@ -385,13 +387,7 @@ export class StreamProxy {
       slot?.cancel(performance.now());
       log.error({ stream: id, budget: names[0] }, headers.error);
       this.#count('SLUICE_E_CREDENTIALS');
-      const spec = sidecarErrors.SLUICE_E_CREDENTIALS;
-      answer(client, spec.status, {
-        err_code: spec.errCode,
-        err_msg: headers.error,
-        request_id: id,
-        code: 'SLUICE_E_CREDENTIALS',
-      });
+      this.#refuse(client, 'SLUICE_E_CREDENTIALS', id, {}, headers.error);
       return;
     }
     const secure = target.protocol === 'wss:';

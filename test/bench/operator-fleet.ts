@@ -143,22 +143,12 @@ async function read(probes: Probes): Promise<Reading> {
   };
 }
 
-interface Window {
+/** What happened between two readings: the same figures, as growth over the window. */
+interface Window extends Omit<Reading, 'at'> {
   name: string;
   from: number;
   to: number;
   seconds: number;
-  requests: Map<string, number>;
-  failures: Map<string, number>;
-  watchEvents: Map<string, number>;
-  operator: Map<string, number>;
-  sidecar: Map<string, number>;
-  sidecarLog: Map<string, number>;
-  operatorLog: Map<string, number>;
-  cpu: Map<string, number>;
-  connections: number;
-  loopDelay: { p99: number; max: number };
-  load: number;
 }
 
 function windowBetween(name: string, a: Reading, b: Reading): Window {

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import WebSocket from 'ws';
-import { openStream, refusedHandshake } from '../support/stream-client.js';
+import { openStream, rawHandshake, refusedHandshake } from '../support/stream-client.js';
 import { waitFor } from '../support/wait.js';
 import { auth, fluxPath, setup } from './fixture.js';
 
@@ -145,21 +145,10 @@ describe('credentials', () => {
   });
 });
 
-/** A raw client: the handshake for `path`, then whatever the test does with the socket. */
+/** A raw client: the handshake for a Flux stream, then whatever the test does with the socket. */
 async function rawClient(port: number): Promise<Socket> {
   const socket = connect(port, '127.0.0.1');
-  socket.write(
-    [
-      `GET ${fluxPath} HTTP/1.1`,
-      `Host: 127.0.0.1:${port}`,
-      'Connection: Upgrade',
-      'Upgrade: websocket',
-      'Sec-WebSocket-Version: 13',
-      'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==',
-      '',
-      '',
-    ].join('\r\n'),
-  );
+  socket.write(rawHandshake(fluxPath));
   after(() => socket.destroy());
   return socket;
 }

@@ -229,6 +229,26 @@ async function gauge(sidecar: RunningSidecar, name: string, budget: string): Pro
 }
 
 /** Proves a stream is alive end to end: audio up, a message back. */
+/** Waits until the sidecar's fence on the world's budget has lifted (a status write of its own succeeded). */
+async function unfenced(world: World, sidecar: RunningSidecar): Promise<void> {
+  await waitFor(
+    'the fence to lift',
+    async () => (await gauge(sidecar, 'sluice_sidecar_fenced', `${world.namespace}/flux`)) === 0,
+  );
+}
+
+/** The operator grants `concurrency` at epoch 1; resolves once the sidecar acknowledged it and is unfenced. */
+async function granted(
+  world: World,
+  sidecar: RunningSidecar,
+  concurrency: number,
+  extra: { finalizers?: string[] } = {},
+): Promise<void> {
+  await writeLease(world, { concurrency }, 1, extra);
+  await acknowledged(world, 1, concurrency);
+  await unfenced(world, sidecar);
+}
+
 async function alive(stream: OpenedStream): Promise<void> {
   const before = stream.messages.length;
   sendAudio(stream.ws, 0.5);
@@ -312,10 +332,7 @@ describe('the sidecar in Kubernetes mode', () => {
       'status is written by the sidecar alone, as merge patches',
     );
 
-    await waitFor(
-      'the fence to lift',
-      async () => (await gauge(sidecar, 'sluice_sidecar_fenced', `${w.namespace}/flux`)) === 0,
-    );
+    await unfenced(w, sidecar);
     const streams = [
       await openStream(`${sidecar.url}${fluxPath}`, auth),
       await openStream(`${sidecar.url}${fluxPath}`, auth),
@@ -330,12 +347,7 @@ describe('the sidecar in Kubernetes mode', () => {
   test('a raised grant is acknowledged and used; a lowered one ends no stream', async () => {
     const w = await world();
     const sidecar = await startSidecar(w);
-    await writeLease(w, { concurrency: 1 }, 1);
-    await acknowledged(w, 1, 1);
-    await waitFor(
-      'the fence to lift',
-      async () => (await gauge(sidecar, 'sluice_sidecar_fenced', `${w.namespace}/flux`)) === 0,
-    );
+    await granted(w, sidecar, 1);
     const streams = [await openStream(`${sidecar.url}${fluxPath}`, auth)];
     assert.deepEqual(await refusal(sidecar), { status: 429, reason: 'concurrency' });
 
@@ -365,12 +377,7 @@ describe('the sidecar in Kubernetes mode', () => {
   test('heartbeats report usage, and keep coming when nothing changes', async () => {
     const w = await world();
     const sidecar = await startSidecar(w);
-    await writeLease(w, { concurrency: 2 }, 1);
-    await acknowledged(w, 1, 2);
-    await waitFor(
-      'the fence to lift',
-      async () => (await gauge(sidecar, 'sluice_sidecar_fenced', `${w.namespace}/flux`)) === 0,
-    );
+    await granted(w, sidecar, 2);
     const stream = await openStream(`${sidecar.url}${fluxPath}`, auth);
     const busy = await waitFor('a heartbeat with the open stream', async () => {
       const lease = await readLease(w);
@@ -400,12 +407,7 @@ describe('the sidecar in Kubernetes mode', () => {
   test('handshakes the upstream refuses are reported in upstreamRejectedTotal', async () => {
     const w = await world();
     const sidecar = await startSidecar(w);
-    await writeLease(w, { concurrency: 2 }, 1);
-    await acknowledged(w, 1, 2);
-    await waitFor(
-      'the fence to lift',
-      async () => (await gauge(sidecar, 'sluice_sidecar_fenced', `${w.namespace}/flux`)) === 0,
-    );
+    await granted(w, sidecar, 2);
     assert.equal((await refusedHandshake(`${sidecar.url}${fluxPath}`, unknownKey)).status, 401);
     const first = await waitFor('a heartbeat with the refusal', async () => {
       const lease = await readLease(w);
@@ -427,12 +429,7 @@ describe('the sidecar in Kubernetes mode', () => {
   test('a stream it ends for idling is reported in reapedTotal', async () => {
     const w = await world({ reaping: { idleTimeoutSeconds: 1, upstreamReleaseDelaySeconds: 2 } });
     const sidecar = await startSidecar(w);
-    await writeLease(w, { concurrency: 1 }, 1);
-    await acknowledged(w, 1, 1);
-    await waitFor(
-      'the fence to lift',
-      async () => (await gauge(sidecar, 'sluice_sidecar_fenced', `${w.namespace}/flux`)) === 0,
-    );
+    await granted(w, sidecar, 1);
     // The client sends nothing: the sidecar ends the stream after a second.
     const stream = await openStream(`${sidecar.url}${fluxPath}`, auth);
     assert.equal((await stream.closed).code, 1000);
@@ -447,12 +444,7 @@ describe('the sidecar in Kubernetes mode', () => {
   test('a lease being deleted, or a pod no longer selected, gets no grant but reports usage until it is 0', async () => {
     const w = await world();
     const sidecar = await startSidecar(w);
-    await writeLease(w, { concurrency: 2 }, 1, { finalizers: [slotsHeldFinalizer] });
-    await acknowledged(w, 1, 2);
-    await waitFor(
-      'the fence to lift',
-      async () => (await gauge(sidecar, 'sluice_sidecar_fenced', `${w.namespace}/flux`)) === 0,
-    );
+    await granted(w, sidecar, 2, { finalizers: [slotsHeldFinalizer] });
     const stream = await openStream(`${sidecar.url}${fluxPath}`, auth);
 
     // The pod loses the label the budget selects: no grant, the open stream runs on.
@@ -527,12 +519,7 @@ describe('the sidecar in Kubernetes mode', () => {
     // A release delay long enough that a slow machine still sees the held slots.
     const w = await world({ reaping: { idleTimeoutSeconds: 600, upstreamReleaseDelaySeconds: 4 } });
     const first = await startSidecar(w);
-    await writeLease(w, { concurrency: 3 }, 1);
-    await acknowledged(w, 1, 3);
-    await waitFor(
-      'the fence to lift',
-      async () => (await gauge(first, 'sluice_sidecar_fenced', `${w.namespace}/flux`)) === 0,
-    );
+    await granted(w, first, 3);
     const streams = [
       await openStream(`${first.url}${fluxPath}`, auth),
       await openStream(`${first.url}${fluxPath}`, auth),
@@ -637,9 +624,7 @@ describe('the fence', () => {
     const w = await createWorld(admin, namespace);
     const sidecar = await startSidecar(w);
     const budget = `${namespace}/flux`;
-    await writeLease(w, { concurrency: 2 }, 1);
-    await acknowledged(w, 1, 2);
-    await waitFor('the fence to lift', async () => (await gauge(sidecar, 'sluice_sidecar_fenced', budget)) === 0);
+    await granted(w, sidecar, 2);
     const stream = await openStream(`${sidecar.url}${fluxPath}`, auth);
 
     await plane.stopApiServer();

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { Emulator } from '../emulator/server.js';
 import { loggedLine, type Script, startScript } from '../support/script.js';
-import { openStream, refusedHandshake } from '../support/stream-client.js';
+import { openStream, rawHandshake, refusedHandshake } from '../support/stream-client.js';
 import { waitFor } from '../support/wait.js';
 import { auth, fluxPath } from './fixture.js';
 
@@ -72,8 +72,7 @@ function raw(port: number, bytes: string | Buffer, waitMs = 3000): Promise<Buffe
   });
 }
 
-const handshake = (path = fluxPath, extra = '') =>
-  `GET ${path} HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nAuthorization: Token emulator-key\r\n${extra}\r\n`;
+const handshake = (path = fluxPath) => rawHandshake(path, auth.headers);
 
 /** The close code in the first close frame after a 101 answer. */
 function closeCode(response: Buffer): number | undefined {

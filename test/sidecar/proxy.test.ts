@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { WebSocketServer } from 'ws';
-import { openStream, refusedHandshake, sendAudio } from '../support/stream-client.js';
+import { openStream, rawHandshake, refusedHandshake, sendAudio } from '../support/stream-client.js';
 import { waitFor } from '../support/wait.js';
 import { auth, fluxPath, novaPath, setup } from './fixture.js';
 
@@ -127,10 +127,7 @@ describe('pass-through', () => {
     const target = "/v2/listen?model=flux-general-en&keyterm=don't&keyterm=sluice&redact=pci&redact=ssn";
     const socket = connect(s.sidecar.proxyPort, '127.0.0.1');
     after(() => socket.destroy());
-    socket.write(
-      `GET ${target} HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n` +
-        'Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nAuthorization: Token k\r\n\r\n',
-    );
+    socket.write(rawHandshake(target, { Authorization: 'Token k' }));
     const answer = await new Promise<string>((resolve) => socket.once('data', (chunk) => resolve(chunk.toString())));
     assert.match(answer, /^HTTP\/1\.1 101 /);
     assert.equal(upstream.seen[0]?.url, target);

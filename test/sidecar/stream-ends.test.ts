@@ -8,7 +8,7 @@ import { connect, type Socket } from 'node:net';
 import { describe, test } from 'node:test';
 import WebSocket from 'ws';
 import { startScript } from '../support/script.js';
-import { type OpenedStream, openStream, refusedHandshake, sendAudio } from '../support/stream-client.js';
+import { type OpenedStream, openStream, rawHandshake, refusedHandshake, sendAudio } from '../support/stream-client.js';
 import { waitFor } from '../support/wait.js';
 import { auth, fluxPath, type Setup, setup } from './fixture.js';
 
@@ -38,19 +38,7 @@ async function endedBy(s: Setup, cause: string, clean: boolean): Promise<void> {
 /** A raw client that completes the handshake and then neither reads nor writes: half-open. */
 async function halfOpen(s: Setup): Promise<Socket> {
   const socket = connect(s.sidecar.proxyPort, '127.0.0.1');
-  socket.write(
-    [
-      `GET ${fluxPath} HTTP/1.1`,
-      `Host: 127.0.0.1:${s.sidecar.proxyPort}`,
-      'Connection: Upgrade',
-      'Upgrade: websocket',
-      'Sec-WebSocket-Version: 13',
-      'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==',
-      'Authorization: Token emulator-key',
-      '',
-      '',
-    ].join('\r\n'),
-  );
+  socket.write(rawHandshake(fluxPath, auth.headers));
   await new Promise<void>((resolve) => socket.once('data', () => resolve()));
   socket.pause();
   return socket;

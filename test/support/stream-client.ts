@@ -125,3 +125,21 @@ export function sendAudio(ws: WebSocket, seconds: number, frameBytes = 2560): vo
     remaining -= size;
   }
 }
+
+/**
+ * A WebSocket handshake as a raw client sends it, for tests that need the bytes themselves:
+ * a fixed key, `headers` after the required ones.
+ */
+export function rawHandshake(target: string, headers: Record<string, string> = {}): string {
+  return [
+    `GET ${target} HTTP/1.1`,
+    'Host: x',
+    'Connection: Upgrade',
+    'Upgrade: websocket',
+    'Sec-WebSocket-Version: 13',
+    'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==',
+    ...Object.entries(headers).map(([name, value]) => `${name}: ${value}`),
+    '',
+    '',
+  ].join('\r\n');
+}
