@@ -5,10 +5,7 @@
  */
 import { allocate } from '../../operator/allocate.js';
 import { type Candidate, LeaseBook } from '../../operator/lease-book.js';
-
-function percentile(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] as number;
-}
+import { percentile } from './stats.js';
 
 export async function allocationSpeed(): Promise<void> {
   const budgets = 10;

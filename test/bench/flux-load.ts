@@ -16,6 +16,7 @@ import { randomBytes } from 'node:crypto';
 import { request } from 'node:http';
 import type { Socket } from 'node:net';
 import { parseArgs } from 'node:util';
+import { percentile } from './stats.js';
 
 const { values } = parseArgs({
   options: {
@@ -176,16 +177,14 @@ setTimeout(
     clearInterval(timer);
     measuring = false;
     const sorted = Float64Array.from(lags).sort();
-    const at = (q: number) =>
-      sorted.length ? (sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] as number) : Number.NaN;
     const result = {
       streams: count,
       open: streams.filter((s) => s.open).length,
       failed,
       updates,
       updatesPerSecond: Math.round(updates / (measureMs / 1000)),
-      lagP50Ms: at(0.5),
-      lagP99Ms: at(0.99),
+      lagP50Ms: percentile(sorted, 50),
+      lagP99Ms: percentile(sorted, 99),
       lagMaxMs: sorted.length ? (sorted[sorted.length - 1] as number) : Number.NaN,
       generatorBusyTicks: sendingMs.late,
       framesSent,

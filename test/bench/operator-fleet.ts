@@ -18,6 +18,7 @@ import { waitFor } from '../support/wait.js';
 import { type InProcessPod, InProcessPods } from './in-process-pods.js';
 import { growth, samplesOf, sumBy } from './metrics-text.js';
 import { cpuSeconds } from './proc.js';
+import { percentile } from './stats.js';
 
 /** Short lease and election timings, so that the whole run takes minutes. */
 function operatorEnv(namespace: string): Record<string, string> {
@@ -32,11 +33,6 @@ function operatorEnv(namespace: string): Record<string, string> {
 }
 
 const leaseDurationSeconds = 3;
-
-function percentile(sorted: readonly number[], p: number): number {
-  if (sorted.length === 0) return Number.NaN;
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] as number;
-}
 
 function fixed(value: number, digits = 1): string {
   return Number.isFinite(value) ? value.toFixed(digits) : '—';

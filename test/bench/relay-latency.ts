@@ -18,6 +18,7 @@ import { ManagedProcess, repoRoot } from '../cluster/process.js';
 import { waitFor } from '../support/wait.js';
 import { startBenchEmulator } from './bench-emulator.js';
 import { cpuTimes, rssBytes } from './proc.js';
+import { median } from './stats.js';
 
 const run = promisify(execFile);
 const flux = '/v2/listen?model=flux-general-en&encoding=linear16&sample_rate=16000';
@@ -151,14 +152,6 @@ async function measure(
     setupMsPerStream: (Math.max(0, outside) * 1000) / streams,
     kibPerStream: (rssOpen - before.rss) / streams / 1024,
   };
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const middle = Math.floor(sorted.length / 2);
-  return sorted.length % 2
-    ? (sorted[middle] as number)
-    : ((sorted[middle - 1] as number) + (sorted[middle] as number)) / 2;
 }
 
 interface Relay {
