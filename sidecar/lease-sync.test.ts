@@ -179,7 +179,7 @@ describe('the write schedule', () => {
 
   test('failed writes are retried with a backoff that doubles up to the heartbeat', () => {
     const clock = new FakeClock();
-    const schedule = new WriteSchedule({ heartbeatMs: 1000, minHeartbeatGapMs: 500 }, 100);
+    const schedule = new WriteSchedule({ heartbeatMs: 1000, minHeartbeatGapMs: 500, writeTimeoutMs: 1000 }, 100);
     const delays: number[] = [];
     for (let i = 0; i < 6; i++) {
       schedule.sent(clock.now());

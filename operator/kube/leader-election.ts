@@ -7,15 +7,13 @@
 import {
   ApiException,
   type CoordinationV1Api,
-  Observable,
-  type RequestContext,
-  type ResponseContext,
   type V1Lease,
   V1MicroTime,
 } from '@kubernetes/client-node';
 import { type Logger, pino } from 'pino';
 import { type Clock, systemClock } from '../../crds/api/clock.js';
 import { describeFailure as failureFields } from '../../crds/kube/request-failure.js';
+import { requestOptions } from '../../crds/kube/request-options.js';
 
 /** The calls the elector makes; a CoordinationV1Api, or a test's wrapper of one. */
 export type LeaseApi = Pick<
@@ -357,18 +355,7 @@ export class LeaderElector {
 
   /** Bounds each request by the renew deadline, and lets `stop()` cut it short. */
   #requestOptions(cancellable = true) {
-    const timeout = AbortSignal.timeout(this.#renewDeadlineMs);
-    const signal = cancellable ? AbortSignal.any([this.#abort.signal, timeout]) : timeout;
-    const middleware = [
-      {
-        pre: (context: RequestContext) => {
-          context.setSignal(signal);
-          return new Observable(Promise.resolve(context));
-        },
-        post: (response: ResponseContext) => new Observable(Promise.resolve(response)),
-      },
-    ];
-    return { middleware, middlewareMergeStrategy: 'append' as const };
+    return requestOptions({ timeoutMs: this.#renewDeadlineMs, ...(cancellable && { signal: this.#abort.signal }) });
   }
 
   #clearTimer(which: 'tick' | 'deadline'): void {
