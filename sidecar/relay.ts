@@ -4,8 +4,10 @@
  * ways; control frames are read: close codes that cannot go on the wire become 1000
  * (an upstream close without status, Flux's normal end) or 1011 (the upstream vanished).
  * The relay also pings the client, and ends streams that go idle, miss a pong or run too
- * long by sending CloseStream upstream and a close to the client. It reports its end
- * once, when the upstream socket closes, saying whether the upstream closed cleanly.
+ * long by sending CloseStream upstream and a close to the client. The sidecar completes
+ * the close handshake with the upstream itself, whatever the client does: it answers the
+ * upstream's close at once. It reports its end once, when the upstream socket closes,
+ * saying whether the close handshake with the upstream was completed both ways.
  */
 import type { Socket } from 'node:net';
 import { buildFrame, closeFrame, FrameSplitter, Opcode, parseClose } from './frames.js';
@@ -28,7 +30,10 @@ export const reapCloses: Record<ReapReason, { code: number; reason: string }> = 
 
 /** How a stream ended. */
 export interface RelayEnd {
-  /** The upstream sent a close frame: its slot is free at once. */
+  /**
+   * Close frames went both ways between the sidecar and the upstream: the upstream saw a
+   * normal end, so its slot is free at once. Any other end is unclean.
+   */
   clean: boolean;
   /** Who or what ended it. */
   cause: 'client-closed' | 'client-gone' | 'upstream-closed' | 'upstream-lost' | ReapReason;
@@ -65,11 +70,16 @@ export class Relay {
   #pingSentAt: number | undefined;
   #pongSinceLastPing = true;
   #pingCount = 0;
-  /** The upstream sent its close frame: it counts the stream no more. */
+  /** The upstream sent its close frame. */
   #upstreamCloseReceived = false;
   /** CloseStream, or the client's close frame, went upstream: the stream is ending there. */
   #endingUpstream = false;
+  /** A close frame (the client's, or our answer) is on its way upstream: nothing more goes after it. */
   #closeFrameSentUpstream = false;
+  /** That close frame was handed to the upstream socket: our half of the handshake is done. */
+  #closeFrameWrittenUpstream = false;
+  /** Our answer to the upstream's close, while it waits for a frame boundary. */
+  #closeAnswer: Buffer | undefined;
   #clientCloseSent = false;
   #clientGone = false;
   /** We stopped reading the client because the upstream could not keep up: its silence is ours. */
@@ -114,7 +124,7 @@ export class Relay {
 
   /** Checks the stream's timers; the proxy calls this for every stream a few times a second. */
   tick(now: number): void {
-    if (this.#reaping || this.#ended || this.#clientGone || this.#endingUpstream) return;
+    if (this.#reaping || this.#ended || this.#clientGone || this.#endingUpstream || this.#upstreamCloseReceived) return;
     if (now - this.startedAt >= this.#timings.maxStreamMs) {
       this.reap('max-duration');
       return;
@@ -179,7 +189,8 @@ export class Relay {
 
   #clientData(chunk: Buffer): void {
     this.bytesFromClient += chunk.length;
-    if (this.#reaping || this.#clientGone) return; // After CloseStream nothing more goes upstream.
+    // After CloseStream, or after a close frame went upstream, nothing more goes upstream.
+    if (this.#reaping || this.#clientGone || this.#closeFrameWrittenUpstream) return;
     let sawFrame = false;
     for (const piece of this.#fromClient.push(chunk)) {
       if (piece.kind === 'error') {
@@ -200,13 +211,15 @@ export class Relay {
       else if (piece.kind === 'data') this.#write(this.#upstream, this.#client, piece.bytes);
       else if (piece.header.opcode === Opcode.pong && piece.payload.subarray(0, pingMarker.length).equals(pingMarker)) {
         this.#pongSinceLastPing = true;
+      } else if (piece.header.opcode === Opcode.close) {
+        // The client's answer to a close we already answered upstream goes no further.
+        if (this.#closeFrameSentUpstream) continue;
+        this.#cause ??= 'client-closed';
+        this.#endingUpstream = true;
+        this.#closeFrameSentUpstream = true;
+        this.#armCut();
+        if (this.#write(this.#upstream, this.#client, piece.raw)) this.#closeFrameWrittenUpstream = true;
       } else {
-        if (piece.header.opcode === Opcode.close) {
-          this.#cause ??= 'client-closed';
-          this.#endingUpstream = true;
-          this.#closeFrameSentUpstream = true;
-          this.#armCut();
-        }
         this.#write(this.#upstream, this.#client, piece.raw);
       }
     }
@@ -246,19 +259,30 @@ export class Relay {
           this.#write(this.#client, this.#upstream, closeFrame(1011, reason, false));
         } else this.#write(this.#client, this.#upstream, piece.raw);
       }
-      // Answer the upstream's close as the client would, when the client will not.
-      if ((this.#clientGone || this.#reaping) && !this.#closeFrameSentUpstream) {
+      // Answer the upstream's close now, not when (or if) the client does: a client that
+      // vanishes after CloseStream must not leave the upstream with an unanswered close.
+      if (!this.#closeFrameSentUpstream) {
         this.#closeFrameSentUpstream = true;
-        this.#sendToUpstream(closeFrame(1000, '', true));
+        this.#closeAnswer = closeFrame(1000, '', true);
+        this.#sendToUpstream(this.#closeAnswer);
       }
     }
     if (this.#fromUpstream.atBoundary) this.#flush(this.#toClient, this.#client, this.#upstream);
   }
 
+  /** Queues a frame of our own for the upstream; it goes out at the next frame boundary of the client's stream. */
   #sendToUpstream(frame: Buffer): void {
     this.#toUpstream.push(frame);
-    if (this.#fromClient.atBoundary || this.#clientGone || this.#reaping)
-      this.#flush(this.#toUpstream, this.#upstream, this.#client);
+    if (this.#upstreamAtFrameBoundary()) this.#flush(this.#toUpstream, this.#upstream, this.#client);
+  }
+
+  /**
+   * Whether what went upstream so far ends between frames. Every byte the splitter took
+   * from the client went upstream, up to a protocol error (whose frame never did, so what
+   * went before it is whole) or the moment forwarding stopped.
+   */
+  #upstreamAtFrameBoundary(): boolean {
+    return this.#reaping === 'protocol-error' || this.#fromClient.atBoundary;
   }
 
   #sendToClient(frame: Buffer): void {
@@ -267,17 +291,21 @@ export class Relay {
   }
 
   #flush(queue: Buffer[], to: Socket, from: Socket): void {
-    while (queue.length > 0) this.#write(to, from, queue.shift() as Buffer);
+    while (queue.length > 0) {
+      const frame = queue.shift() as Buffer;
+      if (this.#write(to, from, frame) && frame === this.#closeAnswer) this.#closeFrameWrittenUpstream = true;
+    }
   }
 
-  /** Writes with backpressure: a destination that cannot keep up pauses its source. */
-  #write(to: Socket, from: Socket, bytes: Buffer): void {
-    if (to.destroyed || !to.writable) return;
+  /** Writes with backpressure: a destination that cannot keep up pauses its source. False when it cannot take bytes any more. */
+  #write(to: Socket, from: Socket, bytes: Buffer): boolean {
+    if (to.destroyed || !to.writable) return false;
     if (!to.write(bytes) && !from.isPaused()) {
       from.pause();
       if (from === this.#client) this.#clientPausedByUs = true;
       to.once('drain', () => this.#resume(from));
     }
+    return true;
   }
 
   #resume(from: Socket): void {
@@ -298,6 +326,12 @@ export class Relay {
     this.#clientGone = true;
     // Its socket will never drain: read the upstream again, to see its close.
     this.#resume(this.#upstream);
+    if (this.#toUpstream.length > 0) {
+      // Frames of ours wait for a frame the client will never finish: the upstream cannot be
+      // told anything whole any more, so the stream ends uncleanly.
+      this.#upstream.destroy();
+      return;
+    }
     // A client that left without its close handshake leaves a stream the upstream still counts: finish it.
     if (!this.#upstreamCloseReceived) this.#finishUpstream();
   }
@@ -320,7 +354,7 @@ export class Relay {
     // A client that never answers our close must not hold its socket forever.
     setTimeout(() => this.#client.destroy(), this.#timings.closeTimeoutMs).unref();
     this.#onEnd({
-      clean: this.#upstreamCloseReceived,
+      clean: this.#upstreamCloseReceived && this.#closeFrameWrittenUpstream,
       cause: this.#cause ?? 'upstream-closed',
       bytesFromClient: this.bytesFromClient,
       bytesFromUpstream: this.bytesFromUpstream,

@@ -87,7 +87,6 @@ interface OpenStream {
   audioBytes: number;
   /** Set by the silence fault: the stream keeps receiving but says nothing more. */
   mute: { silent: boolean };
-  closedByServer: { value: boolean };
   timers: NodeJS.Timeout[];
 }
 
@@ -431,8 +430,6 @@ export class Emulator {
   ): void {
     const now = this.#now();
     const mute = { silent: false };
-    /** Set once the emulator has sent a close frame: it ended the stream itself, so it counts it no more. */
-    const closedByServer = { value: false };
     const io = {
       send: (message: Record<string, unknown>) => {
         if (!mute.silent && ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify(message));
@@ -443,7 +440,6 @@ export class Emulator {
           ws.terminate();
           return;
         }
-        closedByServer.value = true;
         if (code === undefined) ws.close();
         else ws.close(code, reason);
       },
@@ -467,7 +463,7 @@ export class Emulator {
             idleTimeoutMs: this.config.nova.idleTimeoutSeconds * 1000,
             now,
           });
-    const stream: OpenStream = { facts, socket: ws, session, audioBytes: 0, mute, closedByServer, timers: [] };
+    const stream: OpenStream = { facts, socket: ws, session, audioBytes: 0, mute, timers: [] };
     this.#streams.set(facts.requestId, stream);
 
     ws.on('message', (data: RawData, isBinary: boolean) => {
@@ -480,15 +476,19 @@ export class Emulator {
         stream.session.onText(data.toString(), at);
       }
     });
-    // ws has already answered a protocol error with a close frame (1002, 1007, 1009): the emulator ended it.
+    // ws answers a protocol error (1002, 1007, 1009) with a close frame and stops reading,
+    // so it never sees the peer's answer: the emulator itself ended such a stream.
+    let protocolError = false;
     ws.on('error', () => {
-      closedByServer.value = true;
+      protocolError = true;
     });
     ws.once('close', (code) => {
       for (const timer of stream.timers) clearTimeout(timer);
       this.#streams.delete(facts.requestId);
-      // Without a close frame either way (1006 on our side) the provider may still count the stream.
-      const clean = code !== 1006 || closedByServer.value;
+      // A normal end is a completed close handshake: the peer's close frame arrived (ws
+      // reports 1006 when none did), whoever closed first. A close of ours left
+      // unanswered is an abnormal end, and the provider may still count the stream.
+      const clean = code !== 1006 || protocolError;
       project.ledger.closed(this.#now(), clean);
       this.metrics.streamEnded(project.config.id, clean);
     });
@@ -501,7 +501,6 @@ export class Emulator {
       if (fault.type === 'reset') stream.socket.terminate();
       else if (fault.type === 'silence') stream.mute.silent = true;
       else {
-        stream.closedByServer.value = true;
         stream.socket.close(fault.code, fault.reason);
       }
     };
