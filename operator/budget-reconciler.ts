@@ -24,6 +24,7 @@ import {
   type StreamBudget,
   type StreamLease,
   selects,
+  slotHoldMs,
   slotsHeldFinalizer,
   streamBudgetResource,
   streamLeaseResource,
@@ -130,7 +131,7 @@ export class BudgetReconciler {
     const log = this.#o.log.child({ budget: key });
     const now = this.#now();
     const timings = leaseTimings(budget);
-    const releaseDelayMs = budget.spec.reaping.upstreamReleaseDelaySeconds * 1000;
+    const releaseDelayMs = slotHoldMs(budget);
     const memory = this.#memoryFor(key, budget, timings.staleAfterMs, releaseDelayMs, now);
     const deleting = budget.metadata.deletionTimestamp !== undefined;
 

@@ -6,7 +6,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { StreamBudget } from '../crds/api/index.js';
+import { type StreamBudget, slotHoldMs } from '../crds/api/index.js';
 import { BudgetGate, type Grant } from './admission.js';
 import { RouteMatcher, type StreamRoute } from './match.js';
 import type { RelayTimings } from './relay.js';
@@ -39,7 +39,7 @@ export function enforce(budgets: StreamBudget[], grant: (b: StreamBudget) => Gra
           name: key,
           queueTimeoutMs: budget.spec.admission.queueTimeoutMs,
           maxQueueLength: budget.spec.admission.maxQueueLength,
-          releaseDelayMs: budget.spec.reaping.upstreamReleaseDelaySeconds * 1000,
+          releaseDelayMs: slotHoldMs(budget),
         },
         grant(budget),
         now,

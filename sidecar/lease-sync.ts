@@ -10,10 +10,7 @@
 import {
   CustomObjectsApi,
   type KubeConfig,
-  Observable,
   PatchStrategy,
-  type RequestContext,
-  type ResponseContext,
   type V1Pod,
 } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
@@ -22,6 +19,7 @@ import {
   type LeaseTimings,
   leaseTimings,
   podUidLabel,
+  releaseMarginMs,
   type StreamBudget,
   type StreamLease,
   type StreamLeaseSpecGrant,
@@ -29,12 +27,14 @@ import {
   sameGrant,
   selects,
   sidecarManager,
+  slotHoldMs,
   streamBudgetResource,
   streamLeaseResource,
 } from '../crds/api/index.js';
 import { Informer, podsResource } from '../crds/kube/informer.js';
 import { PooledKubeConfig } from '../crds/kube/pooled-kube-config.js';
 import { describeFailure } from '../crds/kube/request-failure.js';
+import { requestOptions } from '../crds/kube/request-options.js';
 import { type Admission, BudgetGate, type BudgetSettings, type Grant } from './admission.js';
 import type { EnforcedBudget } from './budgets.js';
 import type { PodIdentity } from './config.js';
@@ -148,13 +148,13 @@ export type PendingWrite = 'ack' | 'change' | 'none';
  * fence soon after it returns.
  */
 export class WriteSchedule {
-  timings: Pick<LeaseTimings, 'heartbeatMs' | 'minHeartbeatGapMs'>;
+  timings: Pick<LeaseTimings, 'heartbeatMs' | 'minHeartbeatGapMs' | 'writeTimeoutMs'>;
   readonly retryMs: number;
   #lastSentAt: number | undefined;
   #failedAt: number | undefined;
   #failures = 0;
 
-  constructor(timings: Pick<LeaseTimings, 'heartbeatMs' | 'minHeartbeatGapMs'>, retryMs = 100) {
+  constructor(timings: Pick<LeaseTimings, 'heartbeatMs' | 'minHeartbeatGapMs' | 'writeTimeoutMs'>, retryMs = 100) {
     this.timings = timings;
     this.retryMs = retryMs;
   }
@@ -299,24 +299,6 @@ function sameSpec(a: StreamBudget, b: StreamBudget | undefined): boolean {
 }
 
 // ---------------------------------------------------------------------------------------
-// The edge: status writes. The watches are crds/kube's informers, as the operator's are.
-
-/** A request middleware that gives up after `ms`: a hung connection must not hold a write forever. */
-function timeoutOptions(ms: number, contentType?: string) {
-  const middleware = [
-    {
-      pre: (context: RequestContext) => {
-        context.setSignal(AbortSignal.timeout(ms));
-        if (contentType) context.setHeaderParam('Content-Type', contentType);
-        return new Observable(Promise.resolve(context));
-      },
-      post: (response: ResponseContext) => new Observable(Promise.resolve(response)),
-    },
-  ];
-  return { middleware, middlewareMergeStrategy: 'append' as const };
-}
-
-// ---------------------------------------------------------------------------------------
 // The sync: what is enforced, with which grant, and what is reported.
 
 /** One budget this pod enforces or still reports on. */
@@ -361,15 +343,14 @@ export interface LeaseSyncOptions {
 const unknownBudgetTimings = leaseTimings({
   spec: { allocation: { leaseDurationSeconds: 30, strategy: 'Demand', minPerPod: 1 } },
 } as Pick<StreamBudget, 'spec'>);
-const unknownBudgetReleaseDelayMs = 10_000;
+const unknownBudgetReleaseDelayMs = 10_000 + releaseMarginMs;
 
 function settingsFor(key: string, budget: StreamBudget | undefined): BudgetSettings {
   return {
     name: key,
     queueTimeoutMs: budget?.spec.admission.queueTimeoutMs ?? 0,
     maxQueueLength: budget?.spec.admission.maxQueueLength ?? 0,
-    releaseDelayMs:
-      budget === undefined ? unknownBudgetReleaseDelayMs : budget.spec.reaping.upstreamReleaseDelaySeconds * 1000,
+    releaseDelayMs: budget === undefined ? unknownBudgetReleaseDelayMs : slotHoldMs(budget),
   };
 }
 
@@ -772,7 +753,7 @@ export class LeaseSync {
     // An acknowledgement already tried (and failed) is retried like any other write.
     if (pending === 'ack' && entry.attempted && pendingWrite(entry.attempted, report) !== 'ack') pending = 'change';
     if (entry.schedule.dueAt(pending) <= now) {
-      void this.#write(entry, report, now, Math.max(1000, entry.fence.fenceAfterMs));
+      void this.#write(entry, report, now, entry.schedule.timings.writeTimeoutMs);
     }
   }
 
@@ -791,7 +772,7 @@ export class LeaseSync {
           body: statusPatch(report, new Date()),
           fieldManager: sidecarManager,
         },
-        timeoutOptions(timeoutMs, PatchStrategy.MergePatch),
+        requestOptions({ timeoutMs, contentType: PatchStrategy.MergePatch }),
       );
       const acknowledged = pendingWrite(entry.written, report) === 'ack';
       const failures = entry.schedule.failures;

@@ -46,24 +46,45 @@ export interface LeaseTimings {
   heartbeatMs: number;
   /** The shortest gap between two heartbeats that carry a change (acks are never held back). */
   minHeartbeatGapMs: number;
+  /** How long one status write may take before the sidecar gives up on it. */
+  writeTimeoutMs: number;
 }
 
 /**
- * Timings of a budget's leases. The fence comes a margin before the lease duration, the
- * stale verdict a margin after it: since a write is observed only after it was sent, a
- * sidecar always fences before the operator could call it stale, even with clocks that
- * run at slightly different rates.
+ * Timings of a budget's leases, in whole milliseconds (timers and request deadlines take
+ * integers). The fence comes a margin before the lease duration, the stale verdict a
+ * margin after it: since a write is observed only after it was sent, a sidecar always
+ * fences before the operator could call it stale, even with clocks that run at slightly
+ * different rates. Rounding keeps that order: the fence rounds down, the verdict up.
  */
 export function leaseTimings(budget: Pick<StreamBudget, 'spec'>): LeaseTimings {
   const leaseDurationMs = budget.spec.allocation.leaseDurationSeconds * 1000;
   const margin = Math.min(2000, Math.max(250, leaseDurationMs / 6));
+  const fenceAfterMs = Math.floor(leaseDurationMs - margin);
   return {
     leaseDurationMs,
-    fenceAfterMs: leaseDurationMs - margin,
-    staleAfterMs: leaseDurationMs + margin,
-    heartbeatMs: leaseDurationMs / 3,
-    minHeartbeatGapMs: Math.min(1000, leaseDurationMs / 6),
+    fenceAfterMs,
+    staleAfterMs: Math.ceil(leaseDurationMs + margin),
+    heartbeatMs: Math.floor(leaseDurationMs / 3),
+    minHeartbeatGapMs: Math.floor(Math.min(1000, leaseDurationMs / 6)),
+    // A write still in flight when the fence falls is of no use any more.
+    writeTimeoutMs: Math.max(1000, fenceAfterMs),
   };
+}
+
+/**
+ * How much later than sluice the upstream may notice that a stream ended. An end the
+ * sidecar sees at t, the provider may see at t + lag and count from there for its own
+ * release delay; every hold of a slot after an unclean end covers a lag up to this.
+ */
+export const releaseMarginMs = 2000;
+
+/**
+ * How long a slot stays counted after an unclean end, a sidecar restart or a pod gone:
+ * the provider's release delay, plus the margin by which it may notice the end later.
+ */
+export function slotHoldMs(budget: Pick<StreamBudget, 'spec'>): number {
+  return budget.spec.reaping.upstreamReleaseDelaySeconds * 1000 + releaseMarginMs;
 }
 
 /** True when the sidecar has acknowledged the lease's current grant. */
