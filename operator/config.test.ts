@@ -26,6 +26,13 @@ describe('operator configuration', () => {
     assert.equal(config.staleGoneHoldSeconds, undefined);
   });
 
+  it("halves a pod's dropped demand every 5 s by default, and holds vanished stale pods for the budget's maxStreamSeconds", () => {
+    const config = readOperatorConfig([], {});
+    assert.equal(config.demandHalfLifeSeconds, 5);
+    assert.equal(config.staleGoneHoldSeconds, undefined);
+    assert.equal(readOperatorConfig(['--demand-half-life-seconds=30'], {}).demandHalfLifeSeconds, 30);
+  });
+
   it('takes flags over environment variables', () => {
     const config = readOperatorConfig(['--workers=2', '--watch-namespace', 'voice'], {
       SLUICE_OPERATOR_WORKERS: '8',

@@ -22,6 +22,10 @@ export interface OperatorConfig {
   retryPeriodMs: number;
   /** Extra hold for a pod that went while its lease was stale; the budget's maxStreamSeconds when unset. */
   staleGoneHoldSeconds: number | undefined;
+  /**
+   * A pod's demand halves this often once it drops. Short: the sidecar's report is already
+   * the peak of its last 10 s, and capacity a quiet pod keeps is refused to busy ones.
+   */
   demandHalfLifeSeconds: number;
   peakWindowSeconds: number;
   /** Usage figures in a budget's status are written at most this often; conditions at once. */
@@ -125,7 +129,7 @@ export function readOperatorConfig(argv: readonly string[], env: NodeJS.ProcessE
     renewDeadlineMs,
     retryPeriodMs,
     staleGoneHoldSeconds: staleGone === undefined ? undefined : number('stale-gone-hold-seconds', 0, 0, 86_400),
-    demandHalfLifeSeconds: number('demand-half-life-seconds', 30, 0.1, 3600),
+    demandHalfLifeSeconds: number('demand-half-life-seconds', 5, 0.1, 3600),
     peakWindowSeconds: number('peak-window-seconds', 300, 1, 86_400),
     statusIntervalSeconds: number('status-interval-seconds', 2, 0, 3600),
     workers: number('workers', 4, 1, 64),

@@ -1,30 +1,90 @@
 /**
- * Identities for programs under test: a ServiceAccount bound to a Role read from the
- * project's own RBAC files, and a kubeconfig carrying a token of it, so that the sidecar and
- * the operator run with exactly the permissions the README gives them, not as admin.
+ * Identities for programs under test: the project's own RBAC files (ServiceAccount, roles
+ * and bindings) applied to a test's namespace, and a kubeconfig carrying a token of the
+ * ServiceAccount, so that the sidecar and the operator run with exactly the permissions
+ * the README gives them, not as admin.
  */
 import { readFileSync } from 'node:fs';
-import { CoreV1Api, type KubeConfig, RbacAuthorizationV1Api, type V1Role } from '@kubernetes/client-node';
-import { stringify } from 'yaml';
+import { join } from 'node:path';
+import {
+  CoreV1Api,
+  type KubeConfig,
+  type KubernetesObject,
+  KubernetesObjectApi,
+  type V1ClusterRoleBinding,
+  type V1RoleBinding,
+} from '@kubernetes/client-node';
+import { parseAllDocuments, stringify } from 'yaml';
+import { repoRoot } from './process.js';
 
-/** Creates `role` in `namespace` and binds it, under the same name, to the ServiceAccount. */
-export async function bindRole(
-  admin: KubeConfig,
-  namespace: string,
-  role: V1Role,
-  serviceAccount: string,
-): Promise<void> {
-  const rbac = admin.makeApiClient(RbacAuthorizationV1Api);
-  const name = role.metadata?.name as string;
-  await rbac.createNamespacedRole({ namespace, body: role });
-  await rbac.createNamespacedRoleBinding({
-    namespace,
-    body: {
-      metadata: { name },
-      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name },
-      subjects: [{ kind: 'ServiceAccount', name: serviceAccount, namespace }],
-    },
+/** The namespace operator/rbac.yaml names; the README tells users to substitute it. */
+export const operatorRbacNamespace = 'sluice-system';
+
+export type RbacFile = 'operator/rbac.yaml' | 'sidecar/rbac.yaml';
+
+const clusterScoped = new Set(['ClusterRole', 'ClusterRoleBinding']);
+
+/**
+ * The objects of an RBAC file as a user applies them to `namespace`: the operator's with
+ * its namespace substituted as the README says (`sed 's/namespace: sluice-system/…/'`),
+ * the sidecar's with `kubectl apply -n`. Tests share a cluster, so cluster-scoped objects
+ * (and the bindings' references to them) get the namespace appended to their names;
+ * nothing else changes.
+ */
+export function shippedRbac(file: RbacFile, namespace: string): KubernetesObject[] {
+  const text = readFileSync(join(repoRoot, file), 'utf8').replaceAll(
+    `namespace: ${operatorRbacNamespace}`,
+    `namespace: ${namespace}`,
+  );
+  return parseAllDocuments(text).map((document) => {
+    const object = document.toJS() as KubernetesObject & Partial<V1RoleBinding>;
+    const metadata = object.metadata ?? {};
+    if (clusterScoped.has(object.kind as string)) metadata.name = `${metadata.name}-${namespace}`;
+    else metadata.namespace ??= namespace;
+    if (object.roleRef?.kind === 'ClusterRole') object.roleRef.name = `${object.roleRef.name}-${namespace}`;
+    return { ...object, metadata };
   });
+}
+
+/** The name of the one ServiceAccount the file ships. */
+export function serviceAccountOf(objects: readonly KubernetesObject[]): string {
+  const accounts = objects.filter((o) => o.kind === 'ServiceAccount');
+  if (accounts.length !== 1) throw new Error(`Expected one ServiceAccount, found ${accounts.length}`);
+  return accounts[0]?.metadata?.name as string;
+}
+
+/** The ServiceAccounts the file's bindings grant to, as `namespace:name` (a missing namespace: the binding's). */
+export function boundServiceAccounts(objects: readonly KubernetesObject[]): string[] {
+  return objects
+    .filter((o) => o.kind === 'RoleBinding' || o.kind === 'ClusterRoleBinding')
+    .flatMap((o) =>
+      ((o as V1RoleBinding | V1ClusterRoleBinding).subjects ?? [])
+        .filter((s) => s.kind === 'ServiceAccount')
+        .map((s) => `${s.namespace ?? o.metadata?.namespace}:${s.name}`),
+    );
+}
+
+/** Creates the objects through the API; returns what deletes the cluster-scoped ones again. */
+export async function applyRbac(admin: KubeConfig, objects: readonly KubernetesObject[]): Promise<() => Promise<void>> {
+  const client = KubernetesObjectApi.makeApiClient(admin);
+  const created: KubernetesObject[] = [];
+  const remove = async () => {
+    for (const object of created.reverse()) {
+      await client
+        .delete({ apiVersion: object.apiVersion, kind: object.kind, metadata: object.metadata })
+        .catch(() => {});
+    }
+  };
+  try {
+    for (const object of objects) {
+      await client.create(object);
+      if (clusterScoped.has(object.kind as string)) created.push(object);
+    }
+  } catch (error) {
+    await remove();
+    throw error;
+  }
+  return remove;
 }
 
 /** A token of the ServiceAccount from the TokenRequest API. */

@@ -1,24 +1,14 @@
 /**
  * A fleet on a real control plane without a kubelet: Pod objects in the API, one
- * sluice-sidecar process per pod (given its pod's name and UID and a ServiceAccount token
- * bound to exactly the sidecar's Role), operator processes under the operator's own
- * RBAC, and the upstream emulator in observing mode as the referee. The operator's
- * end-to-end tests and the demo both run on it.
+ * sluice-sidecar process per pod (given its pod's name and UID and a token of the
+ * ServiceAccount sidecar/rbac.yaml ships), operator processes under operator/rbac.yaml,
+ * and the upstream emulator in observing mode as the referee. The operator's end-to-end
+ * tests and the demo both run on it.
  */
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import {
-  CoreV1Api,
-  CustomObjectsApi,
-  type KubeConfig,
-  PatchStrategy,
-  RbacAuthorizationV1Api,
-  setHeaderOptions,
-  type V1ClusterRole,
-  type V1Role,
-} from '@kubernetes/client-node';
-import { parseAllDocuments } from 'yaml';
+import { CoreV1Api, CustomObjectsApi, type KubeConfig, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
 import {
   acknowledged,
   type StreamBudget,
@@ -26,8 +16,7 @@ import {
   streamBudgetResource,
   streamLeaseResource,
 } from '../../crds/api/index.js';
-import { repoRoot } from '../cluster/process.js';
-import { bindRole, serviceAccountKubeconfig } from '../cluster/service-accounts.js';
+import { applyRbac, serviceAccountKubeconfig, serviceAccountOf, shippedRbac } from '../cluster/service-accounts.js';
 import { Emulator } from '../emulator/server.js';
 import { loggedLine, type Script, startScript } from '../support/script.js';
 import { HandshakeRefused, type OpenedStream, openStream } from '../support/stream-client.js';
@@ -81,6 +70,7 @@ export class LocalFleet {
   readonly operators: RunningOperator[] = [];
   readonly #dir = mkdtempSync(join(tmpdir(), 'sluice-fleet-'));
   #emulator: Emulator | undefined;
+  #sidecarAccount = '';
   #sidecarKubeconfig = '';
   #operatorKubeconfig = '';
   #operatorCount = 0;
@@ -124,34 +114,14 @@ export class LocalFleet {
 
   async #setUp(): Promise<void> {
     const { namespace, admin } = this.options;
-    const rbac = admin.makeApiClient(RbacAuthorizationV1Api);
-    const documents = (file: string) =>
-      parseAllDocuments(readFileSync(join(repoRoot, file), 'utf8')).map((d) => d.toJS() as V1Role | V1ClusterRole);
-
-    // The sidecars: exactly the Role the README gives.
-    const [sidecarRole] = documents('sidecar/rbac.yaml') as [V1Role];
-    await this.core.createNamespacedServiceAccount({ namespace, body: { metadata: { name: 'sluice-sidecar' } } });
-    await bindRole(admin, namespace, sidecarRole, 'sluice-sidecar');
-    this.#sidecarKubeconfig = await this.#tokenKubeconfig('sluice-sidecar');
-
-    // The operator: its ClusterRole (named per namespace, as tests share a cluster) and leader-election Role.
-    const [clusterRole, electionRole] = documents('operator/rbac.yaml') as [V1ClusterRole, V1Role];
-    const clusterRoleName = `sluice-operator-${namespace}`;
-    await this.core.createNamespacedServiceAccount({ namespace, body: { metadata: { name: 'sluice-operator' } } });
-    await rbac.createClusterRole({
-      body: { ...clusterRole, metadata: { ...clusterRole.metadata, name: clusterRoleName } },
-    });
-    this.#closers.push(() => rbac.deleteClusterRole({ name: clusterRoleName }).catch(() => undefined));
-    await rbac.createClusterRoleBinding({
-      body: {
-        metadata: { name: clusterRoleName },
-        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: clusterRoleName },
-        subjects: [{ kind: 'ServiceAccount', name: 'sluice-operator', namespace }],
-      },
-    });
-    this.#closers.push(() => rbac.deleteClusterRoleBinding({ name: clusterRoleName }).catch(() => undefined));
-    await bindRole(admin, namespace, electionRole, 'sluice-operator');
-    this.#operatorKubeconfig = await this.#tokenKubeconfig('sluice-operator');
+    // The sidecars and the operator: exactly the ServiceAccounts, roles and bindings the
+    // project ships, applied to this namespace as the README says.
+    const sidecarRbac = shippedRbac('sidecar/rbac.yaml', namespace);
+    const operatorRbac = shippedRbac('operator/rbac.yaml', namespace);
+    this.#closers.push(await applyRbac(admin, [...sidecarRbac, ...operatorRbac]));
+    this.#sidecarAccount = serviceAccountOf(sidecarRbac);
+    this.#sidecarKubeconfig = await this.#tokenKubeconfig(this.#sidecarAccount);
+    this.#operatorKubeconfig = await this.#tokenKubeconfig(serviceAccountOf(operatorRbac));
 
     // The referee counts every stream the way the provider does, and admits them all.
     this.#emulator = await Emulator.start({
@@ -213,7 +183,10 @@ export class LocalFleet {
       namespace: this.namespace,
       body: {
         metadata: { name, labels },
-        spec: { serviceAccountName: 'sluice-sidecar', containers: [{ name: 'app', image: 'registry.invalid/app:1' }] },
+        spec: {
+          serviceAccountName: this.#sidecarAccount,
+          containers: [{ name: 'app', image: 'registry.invalid/app:1' }],
+        },
       },
     });
     const pod: FleetPod = { name, uid: created.metadata?.uid as string };

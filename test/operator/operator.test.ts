@@ -76,6 +76,12 @@ describe('the operator', () => {
   });
 });
 
+/** A gauge's value for one budget from an operator's /metrics; NaN when it is not there. */
+function gauge(metrics: string, name: string, budget: string): number {
+  const line = metrics.split('\n').find((l) => l.startsWith(`${name}{budget="${budget}"}`));
+  return line === undefined ? Number.NaN : Number(line.split(' ').pop());
+}
+
 function kill(pid: number | undefined, signal: NodeJS.Signals): void {
   if (pid !== undefined) process.kill(-pid, signal);
 }
@@ -143,6 +149,55 @@ describe('the operator under failure', () => {
     );
     assert.equal(f.referee().overLimitMoments, 0);
     await closeAll(b);
+  });
+
+  it('holds a pod that vanished while its lease was stale, until its lease is let go by hand', async () => {
+    const f = await fleet({ limit: 6, minPerPod: 0, operatorEnv: { SLUICE_STALE_GONE_HOLD_SECONDS: '3600' } });
+    const a = await f.addPod('pod-a');
+    await f.addPod('pod-b');
+    const operator = await f.startOperator();
+    await f.acknowledgedLeases(2);
+    await holdOpen(f, 'pod-a', 4, []);
+    const lease = (await f.leaseOf('pod-a')) as StreamLease;
+
+    // pod-a's sidecar falls silent (as on a node cut off from the API), its lease goes stale,
+    // and then the pod is deleted.
+    kill(a.sidecar?.script.child.pid, 'SIGKILL');
+    await waitFor('the lease to be called stale', async () =>
+      (await f.budget()).status?.conditions?.some((c) => c.type === 'Degraded' && c.reason === 'LeasesStale'),
+    );
+    await f.core.deleteNamespacedPod({ name: 'pod-a', namespace: f.namespace, gracePeriodSeconds: 0 });
+
+    // What a user sees: the lease stays, terminating under its finalizer, and the operator
+    // counts its reservation beside the grants.
+    const held = await waitFor('the lease to be terminating', async () => {
+      const current = (await f.leases()).find((l) => l.metadata.name === lease.metadata.name);
+      return current?.metadata.deletionTimestamp ? current : undefined;
+    });
+    assert.deepEqual(held.metadata.finalizers, ['sluice.dev/slots-held']);
+    const key = `${f.namespace}/flux`;
+    await waitFor('the hold to show in the metrics', async () => {
+      const text = await (await fetch(`${operator.admin}/metrics`)).text();
+      const reserved = gauge(text, 'sluice_operator_budget_reserved_streams', key);
+      const allocated = gauge(text, 'sluice_operator_budget_allocated_streams', key);
+      return reserved - allocated >= 4 ? true : undefined;
+    });
+    assert.ok(opened(await f.open('pod-b', 6)).length <= 2, 'pod-b gets only what the hold leaves');
+
+    // The README's way out, once the pod's streams are known to have ended.
+    const cluster = await testCluster();
+    const patched = await cluster.kubectl([
+      'patch',
+      'streamlease',
+      lease.metadata.name as string,
+      `--namespace=${f.namespace}`,
+      '--type=json',
+      '-p',
+      '[{"op":"remove","path":"/metadata/finalizers"}]',
+    ]);
+    assert.equal(patched.code, 0, patched.stderr);
+    await holdOpen(f, 'pod-b', 6, []);
+    assert.equal(f.referee().overLimitMoments, 0);
   });
 
   it('keeps the fleet under the limit while the operator is killed and restarted', async () => {

@@ -1,6 +1,6 @@
 /**
  * The sidecar in Kubernetes mode, as a real process against the real control plane,
- * with the credentials a pod would have: a ServiceAccount bound to sidecar/rbac.yaml.
+ * with the credentials a pod would have: the ServiceAccount and binding of sidecar/rbac.yaml.
  * The test plays the operator with admin credentials, writing lease specs by hand, and
  * checks the lease protocol from the sidecar's side: no lease, no streams; grants
  * acknowledged in one write and enforced; heartbeats, with the streams the upstream refused
@@ -8,7 +8,7 @@
  * away; and a Role that is enough and no more.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
@@ -19,9 +19,7 @@ import {
   KubeConfig,
   PatchStrategy,
   setHeaderOptions,
-  type V1Role,
 } from '@kubernetes/client-node';
-import { parse } from 'yaml';
 import type { StreamLease } from '../../crds/api/index.js';
 import {
   budgetLabel,
@@ -34,8 +32,7 @@ import {
 import { readSidecarConfig, SidecarConfigError } from '../../sidecar/config.js';
 import { ControlPlane } from '../cluster/control-plane.js';
 import { crdManifests } from '../cluster/crds.js';
-import { repoRoot } from '../cluster/process.js';
-import { bindRole, serviceAccountKubeconfig } from '../cluster/service-accounts.js';
+import { applyRbac, serviceAccountKubeconfig, serviceAccountOf, shippedRbac } from '../cluster/service-accounts.js';
 import { testCluster, testNamespace } from '../cluster/test-cluster.js';
 import { Emulator } from '../emulator/server.js';
 import { loggedLine, type Script, startScript } from '../support/script.js';
@@ -54,7 +51,6 @@ const group = { group: 'sluice.dev', version: 'v1alpha1' };
 const leases = { ...group, plural: 'streamleases' };
 const budgets = { ...group, plural: 'streambudgets' };
 const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
-const serviceAccount = 'sluice-sidecar';
 const podName = 'voicebot-0';
 /** A key the emulator does not know: it refuses the handshake with 401. */
 const unknownKey = { headers: { authorization: 'Token not-a-key' } };
@@ -76,9 +72,10 @@ async function createWorld(admin: KubeConfig, namespace: string, spec: Record<st
   const core = admin.makeApiClient(CoreV1Api);
   const custom = admin.makeApiClient(CustomObjectsApi);
 
-  await core.createNamespacedServiceAccount({ namespace, body: { metadata: { name: serviceAccount } } });
-  const role = parse(readFileSync(join(repoRoot, 'sidecar/rbac.yaml'), 'utf8')) as V1Role;
-  await bindRole(admin, namespace, role, serviceAccount);
+  // The ServiceAccount, Role and RoleBinding the project ships, as `kubectl apply -n` puts them.
+  const rbac = shippedRbac('sidecar/rbac.yaml', namespace);
+  await applyRbac(admin, rbac);
+  const serviceAccount = serviceAccountOf(rbac);
   const kubeconfigPath = join(dir, `${namespace}.kubeconfig`);
   writeFileSync(kubeconfigPath, await serviceAccountKubeconfig(admin, namespace, serviceAccount), { mode: 0o600 });
 
