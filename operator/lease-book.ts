@@ -42,9 +42,11 @@ export interface Candidate {
   lease?: ObservedLease;
 }
 
-interface Record {
+interface LeaseRecord {
   fingerprint: string;
   changedAt: number;
+  /** A status change was observed by this book (not only the state it found at first sight). */
+  sawChange: boolean;
   smoothedDemand: number;
   demandAt: number;
   goneAt?: number;
@@ -57,19 +59,22 @@ interface Record {
 
 export class LeaseBook {
   readonly timings: BookTimings;
-  readonly #records = new Map<string, Record>();
+  readonly #records = new Map<string, LeaseRecord>();
 
   constructor(timings: BookTimings) {
     this.timings = timings;
   }
 
-  /** Turns what the cache shows now into the allocation's members, updating what the book remembers. */
-  members(candidates: readonly Candidate[], now: number): Member[] {
+  /**
+   * Turns what the cache shows now into the allocation's members, updating what the book
+   * remembers. `wallNow` (ms since the epoch) is read only to hold a vanished pod longer.
+   */
+  members(candidates: readonly Candidate[], now: number, wallNow = Date.now()): Member[] {
     const seen = new Set<string>();
     const members: Member[] = [];
     for (const candidate of candidates) {
       seen.add(candidate.name);
-      members.push(this.#member(candidate, now));
+      members.push(this.#member(candidate, now, wallNow));
     }
     for (const name of this.#records.keys()) if (!seen.has(name)) this.#records.delete(name);
     return members;
@@ -84,6 +89,16 @@ export class LeaseBook {
       if (now - record.goneAt >= hold) names.push(name);
     }
     return names;
+  }
+
+  /** Leases of pods that went while stale, held for the stale-gone hold: name and when the hold ends. */
+  staleGoneHolds(): { name: string; releaseAt: number }[] {
+    const holds: { name: string; releaseAt: number }[] = [];
+    for (const [name, record] of this.#records) {
+      if (record.goneAt === undefined || !record.goneStale) continue;
+      holds.push({ name, releaseAt: record.goneAt + this.timings.releaseDelayMs + this.timings.staleGoneHoldMs });
+    }
+    return holds;
   }
 
   /** When the next hold ends, so the caller can come back then. */
@@ -109,21 +124,30 @@ export class LeaseBook {
     if (record) record.pending = undefined;
   }
 
-  #record(name: string, now: number): Record {
+  #record(name: string, now: number): LeaseRecord {
     let record = this.#records.get(name);
     if (!record) {
       // First sight (or a new book after a restart) counts as a sign of life: a lease
       // becomes stale only a full lease duration after this operator started watching it.
-      record = { fingerprint: '', changedAt: now, smoothedDemand: 0, demandAt: now, sessionHolds: [] };
+      record = {
+        fingerprint: '',
+        changedAt: now,
+        sawChange: false,
+        smoothedDemand: 0,
+        demandAt: now,
+        sessionHolds: [],
+      };
       this.#records.set(name, record);
     }
     return record;
   }
 
-  #member(candidate: Candidate, now: number): Member {
+  #member(candidate: Candidate, now: number, wallNow: number): Member {
+    const known = this.#records.has(candidate.name);
     const record = this.#record(candidate.name, now);
     const lease = candidate.lease;
     if (lease && lease.statusFingerprint !== record.fingerprint) {
+      if (known) record.sawChange = true;
       record.fingerprint = lease.statusFingerprint;
       record.changedAt = now;
     }
@@ -131,7 +155,7 @@ export class LeaseBook {
     if (candidate.phase === 'gone') {
       if (record.goneAt === undefined) {
         record.goneAt = now;
-        record.goneStale = stale;
+        record.goneStale = lease !== undefined && goneWhileStale(lease, stale, record.sawChange, now - record.changedAt, wallNow, this.timings.staleAfterMs);
       }
     } else {
       record.goneAt = undefined;
@@ -190,4 +214,27 @@ export class LeaseBook {
       ...(sessionHold > 0 && { sessionHold }),
     };
   }
+}
+
+/**
+ * Whether a pod that vanished may still be streaming somewhere: its lease was stale when
+ * it went. A lease with no status never had a sidecar that admitted (a sidecar admits
+ * nothing before its first status write), so nothing of it can be streaming. A book that
+ * has not watched the lease for a stale-after yet (a new leader, a restart) cannot have
+ * observed the silence itself: it takes the sidecar's last heartbeat, on the sidecar's wall
+ * clock, as evidence. Used only to hold longer, never to free anything sooner.
+ */
+function goneWhileStale(
+  lease: ObservedLease,
+  stale: boolean,
+  sawChange: boolean,
+  watchedMs: number,
+  wallNow: number,
+  staleAfterMs: number,
+): boolean {
+  if (!lease.status) return false;
+  if (stale) return true;
+  if (sawChange || watchedMs > staleAfterMs) return false;
+  const heartbeat = Date.parse(lease.status.heartbeatTime ?? '');
+  return Number.isNaN(heartbeat) || wallNow - heartbeat > staleAfterMs;
 }

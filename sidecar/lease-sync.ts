@@ -693,6 +693,9 @@ export class LeaseSync {
   /** A lease (new, or recreated under the same name): its counters continue from what it reports. */
   #takeLease(entry: Entry, lease: StreamLease): void {
     entry.base = { uid: lease.metadata?.uid, reported: reportedTotals(lease.status), gate: gateTotals(entry.gate) };
+    // Nothing is admitted under a lease before a status write to it succeeded: the operator
+    // takes a lease without status for one whose pod never streamed.
+    entry.fence = new Fence(entry.fence.fenceAfterMs);
     // Nothing was written to this lease yet: the first write is its acknowledgement.
     entry.written = undefined;
     entry.attempted = undefined;
@@ -760,6 +763,8 @@ export class LeaseSync {
   /** One status write: a merge patch of the status subresource, as the sidecar's field manager. */
   async #write(entry: Entry, report: LeaseReport, sentAt: number, timeoutMs: number): Promise<void> {
     const lease = entry.lease as StreamLease;
+    // A write lifts the fence of the lease it went to, not of one taken up meanwhile.
+    const fence = entry.fence;
     entry.writing = true;
     entry.attempted = report;
     entry.schedule.sent(sentAt);
@@ -776,7 +781,7 @@ export class LeaseSync {
       );
       const acknowledged = pendingWrite(entry.written, report) === 'ack';
       const failures = entry.schedule.failures;
-      entry.fence.succeeded(sentAt);
+      fence.succeeded(sentAt);
       entry.schedule.succeeded();
       entry.written = report;
       this.#metrics.leaseWrites.inc({ budget: entry.key, result: 'ok' });
