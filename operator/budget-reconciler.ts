@@ -187,7 +187,13 @@ export class BudgetReconciler {
     try {
       await this.#setFinalizer(leasesPlural, lease, false);
       if (!lease.metadata.deletionTimestamp) {
-        await this.#options.custom.deleteNamespacedCustomObject({ group, version, namespace, plural: leasesPlural, name });
+        await this.#options.custom.deleteNamespacedCustomObject({
+          group,
+          version,
+          namespace,
+          plural: leasesPlural,
+          name,
+        });
       }
       this.#options.metrics.apiWrites.inc({ kind: 'lease_release', result: 'ok' });
       this.#options.log.info({ lease: name, budget: `${namespace}/${lease.spec.budgetName}` }, 'Released lease');

@@ -22,6 +22,8 @@ export interface ObservedLease {
   };
   /** Anything in status, so that any change counts as a sign of life. */
   statusFingerprint: string;
+  /** When the lease's deletion began (ms since the epoch): the garbage collector's, soon after its pod went. */
+  deletingSince?: number;
 }
 
 export interface BookTimings {
@@ -155,7 +157,9 @@ export class LeaseBook {
     if (candidate.phase === 'gone') {
       if (record.goneAt === undefined) {
         record.goneAt = now;
-        record.goneStale = lease !== undefined && goneWhileStale(lease, stale, record.sawChange, now - record.changedAt, wallNow, this.timings.staleAfterMs);
+        record.goneStale =
+          lease !== undefined &&
+          goneWhileStale(lease, stale, record.sawChange, now - record.changedAt, wallNow, this.timings.staleAfterMs);
       }
     } else {
       record.goneAt = undefined;
@@ -221,8 +225,9 @@ export class LeaseBook {
  * it went. A lease with no status never had a sidecar that admitted (a sidecar admits
  * nothing before its first status write), so nothing of it can be streaming. A book that
  * has not watched the lease for a stale-after yet (a new leader, a restart) cannot have
- * observed the silence itself: it takes the sidecar's last heartbeat, on the sidecar's wall
- * clock, as evidence. Used only to hold longer, never to free anything sooner.
+ * observed the silence itself: it compares the sidecar's last heartbeat with when the
+ * lease's deletion began (the garbage collector deletes it as the pod goes), or with now
+ * when that has not happened yet. Used only to hold longer, never to free anything sooner.
  */
 function goneWhileStale(
   lease: ObservedLease,
@@ -236,5 +241,5 @@ function goneWhileStale(
   if (stale) return true;
   if (sawChange || watchedMs > staleAfterMs) return false;
   const heartbeat = Date.parse(lease.status.heartbeatTime ?? '');
-  return Number.isNaN(heartbeat) || wallNow - heartbeat > staleAfterMs;
+  return Number.isNaN(heartbeat) || (lease.deletingSince ?? wallNow) - heartbeat > staleAfterMs;
 }

@@ -445,6 +445,7 @@ function observe(lease: StreamLease): ObservedLease {
       },
     }),
     statusFingerprint: JSON.stringify(status ?? null),
+    ...(lease.metadata.deletionTimestamp && { deletingSince: new Date(lease.metadata.deletionTimestamp).getTime() }),
   };
 }
 

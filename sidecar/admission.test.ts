@@ -258,3 +258,19 @@ describe('Admission', () => {
     assert.equal(flux.waiting, 0);
   });
 });
+
+describe('a restarted sidecar', () => {
+  test('starts its session bucket empty: its last run may have spent the burst inside the window', () => {
+    const clock = new FakeClock();
+    const fresh = gate(clock, 'fresh', { concurrency: 0 });
+    const restarted = gate(clock, 'restarted', { concurrency: 0 });
+    restarted.holdSessions(clock.now());
+    const grant = { concurrency: 10, newSessionsPerMinute: 60, burst: 5 };
+    fresh.updateGrant(grant, clock.now());
+    restarted.updateGrant(grant, clock.now());
+    assert.equal(fresh.blocker(clock.now()), undefined, 'a first run has its burst');
+    assert.equal(restarted.blocker(clock.now()), 'session-rate');
+    clock.advance(1000);
+    assert.equal(restarted.blocker(clock.now()), undefined, 'the rate refills it');
+  });
+});

@@ -47,6 +47,7 @@ export class BudgetGate {
   readonly settings: BudgetSettings;
   #grant: Grant;
   #bucket: TokenBucket | undefined;
+  #bucketStartsEmpty = false;
   #open = 0;
   /** Release times of slots held after unclean ends, in order. */
   #stale: number[] = [];
@@ -137,12 +138,23 @@ export class BudgetGate {
     for (let i = 0; i < count; i++) this.#stale.push(now + this.settings.releaseDelayMs);
   }
 
+  /**
+   * Starts the session bucket empty instead of full: a previous run of the sidecar may have
+   * spent its burst on starts that are still inside the provider's 60 s window.
+   */
+  holdSessions(now: number): void {
+    this.#bucketStartsEmpty = true;
+    if (this.#bucket) this.#bucket = bucketFor(this.#grant, now, 0);
+  }
+
   /** Puts a new grant in force. Lowering it never ends a stream: new ones wait until the pod is under it. */
   updateGrant(grant: Grant, now: number): void {
     this.#grant = grant;
     if (grant.newSessionsPerMinute === undefined) this.#bucket = undefined;
     else if (this.#bucket) this.#bucket.update(grant.newSessionsPerMinute, grant.burst ?? 1, now);
-    else this.#bucket = bucketFor(grant, now);
+    else {
+      this.#bucket = bucketFor(grant, now, this.#bucketStartsEmpty ? 0 : undefined);
+    }
   }
 
   #expire(now: number): void {
@@ -150,10 +162,10 @@ export class BudgetGate {
   }
 }
 
-function bucketFor(grant: Grant, now: number): TokenBucket | undefined {
+function bucketFor(grant: Grant, now: number, tokens?: number): TokenBucket | undefined {
   return grant.newSessionsPerMinute === undefined
     ? undefined
-    : new TokenBucket(grant.newSessionsPerMinute, grant.burst ?? 1, now);
+    : new TokenBucket(grant.newSessionsPerMinute, grant.burst ?? 1, now, tokens);
 }
 
 /** The budgets one admitted stream holds; released exactly once. */

@@ -7,12 +7,7 @@
  * the watches and the writes are the thin edge around them. Selectors and the protocol's
  * shared rules come from crds/api, as the operator reads them.
  */
-import {
-  CustomObjectsApi,
-  type KubeConfig,
-  PatchStrategy,
-  type V1Pod,
-} from '@kubernetes/client-node';
+import { CustomObjectsApi, type KubeConfig, PatchStrategy, type V1Pod } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { type Clock, systemClock } from '../crds/api/clock.js';
 import {
@@ -274,6 +269,18 @@ export function statusPatch(report: LeaseReport, heartbeatTime: Date): { status:
     heartbeatTime: heartbeatTime.toISOString(),
   };
   return { status };
+}
+
+/**
+ * The slots a sidecar starting up holds for the release delay, for a lease it finds: a
+ * previous run could have had open as many as it last reported, or as many as any grant
+ * it may have put in force allowed (it may have died between putting a grant in force and
+ * acknowledging it). A lease with no status never had a run that admitted: a sidecar
+ * admits nothing before its first successful write.
+ */
+export function inheritedSlots(lease: Pick<StreamLease, 'spec' | 'status'>): number {
+  const status = lease.status;
+  return status ? Math.max(status.inUse ?? 0, status.grant?.concurrency ?? 0, lease.spec.grant.concurrency) : 0;
 }
 
 function grantOf(grant: StreamLeaseSpecGrant): Grant {
@@ -642,10 +649,9 @@ export class LeaseSync {
     const inherited = this.#inherited?.get(name);
     if (inherited) {
       this.#inherited?.delete(name);
-      const status = inherited.status;
-      const held = status
-        ? Math.max(status.inUse ?? 0, status.grant?.concurrency ?? 0, inherited.spec.grant.concurrency)
-        : 0;
+      const held = inheritedSlots(inherited);
+      // Its starts of the last minute are unknown too: the session bucket starts empty.
+      if (inherited.status) gate.holdSessions(now);
       if (held > 0) {
         gate.holdStale(held, now);
         this.#log.info(

@@ -9,10 +9,11 @@ export class TokenBucket {
   #tokens: number;
   #updatedAt: number;
 
-  constructor(ratePerMinute: number, burst: number, now: number) {
+  /** A bucket starts full, or with `tokens` in hand (e.g. 0: what an earlier run spent is unknown). */
+  constructor(ratePerMinute: number, burst: number, now: number, tokens = burst) {
     this.#ratePerMs = ratePerMinute / 60_000;
     this.#burst = Math.max(burst, 0);
-    this.#tokens = this.#burst;
+    this.#tokens = Math.min(Math.max(tokens, 0), this.#burst);
     this.#updatedAt = now;
   }
 

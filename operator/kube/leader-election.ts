@@ -4,12 +4,7 @@
  * clock (the holder's timestamps are never trusted), every write carries the
  * resourceVersion it read, and a leader that cannot renew within its deadline steps down.
  */
-import {
-  ApiException,
-  type CoordinationV1Api,
-  type V1Lease,
-  V1MicroTime,
-} from '@kubernetes/client-node';
+import { ApiException, type CoordinationV1Api, type V1Lease, V1MicroTime } from '@kubernetes/client-node';
 import { type Logger, pino } from 'pino';
 import { type Clock, systemClock } from '../../crds/api/clock.js';
 import { describeFailure as failureFields } from '../../crds/kube/request-failure.js';

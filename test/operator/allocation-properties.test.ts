@@ -1,13 +1,18 @@
 /**
- * Property tests of the whole allocation loop, on the fleet model: whatever happens —
- * pods joining, draining, vanishing, sidecars and operators restarting, a leader paused,
- * the API away, acks late or lost, the limit lowered — the streams open upstream never
- * exceed the limit, session starts stay within the per-minute budget, nothing leaks, and
- * under skewed steady demand the fleet uses nearly all of the budget before anyone waits.
+ * Property tests of the whole allocation loop, on the fleet model (the product's
+ * planBudget, BudgetGate, Fence and lease timings): whatever happens — pods joining,
+ * draining, vanishing, sidecars and operators restarting, a leader paused, the API away,
+ * a pod cut off from it, acks late or lost, clocks that drift, an upstream that notices
+ * ends late, the limit lowered — the streams open upstream never exceed the limit,
+ * session starts stay within the provider's per-minute limit, nothing leaks, and under
+ * skewed steady demand the fleet uses nearly all of the budget before anyone waits.
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
+import { leaseTimings, releaseMarginMs, type StreamBudget } from '../../crds/api/index.js';
+import { LeaseBook } from '../../operator/lease-book.js';
+import { Fence } from '../../sidecar/lease-sync.js';
 import { Fleet, type FleetEvent, type FleetSettings } from './fleet-model.js';
 
 const event: fc.Arbitrary<FleetEvent> = fc.oneof(
@@ -29,9 +34,20 @@ const event: fc.Arbitrary<FleetEvent> = fc.oneof(
   },
   {
     weight: 1,
+    arbitrary: fc.record({
+      kind: fc.constant('partitionPod' as const),
+      pod: fc.nat(9),
+      ticks: fc.integer({ min: 1, max: 80 }),
+    }),
+  },
+  {
+    weight: 1,
     arbitrary: fc.record({ kind: fc.constant('lowerLimit' as const), to: fc.integer({ min: 1, max: 40 }) }),
   },
 );
+
+/** Monotonic clocks of different machines run at slightly different rates: up to 500 ppm here. */
+const clockDrift = fc.constantFrom(0, 0.0005);
 
 const settings: fc.Arbitrary<FleetSettings> = fc.record({
   limit: fc.integer({ min: 1, max: 60 }),
@@ -40,6 +56,8 @@ const settings: fc.Arbitrary<FleetSettings> = fc.record({
   releaseDelayMs: fc.constantFrom(1000, 4000, 10000),
   tickMs: fc.constantFrom(250, 500),
   strategy: fc.constantFrom('Demand' as const, 'Equal' as const),
+  clockDrift,
+  maxStreamMs: fc.constant(20_000),
 });
 
 /** Runs the scenario, then lets demand fall to nothing and waits out every hold. */
@@ -76,22 +94,36 @@ describe('the allocation loop', () => {
     );
   });
 
-  it('keeps session starts within the per-minute budget', () => {
+  it("keeps session starts in every 60 s window within the provider's limit, whatever happens", () => {
     fc.assert(
       fc.property(
         fc.integer({ min: 5, max: 120 }),
         fc.integer(),
         fc.integer({ min: 1, max: 5 }),
+        clockDrift,
+        fc.option(
+          fc.record({
+            scaleUpAtPercent: fc.integer({ min: 60, max: 90 }),
+            stepPercent: fc.integer({ min: 5, max: 50 }),
+            intervalSeconds: fc.integer({ min: 5, max: 60 }),
+            scaleDownBelowPercent: fc.integer({ min: 10, max: 50 }),
+            maxPerMinute: fc.integer({ min: 120, max: 1000 }),
+          }),
+          { nil: undefined },
+        ),
         fc.array(fc.record({ at: fc.nat(599), event }), { maxLength: 30 }),
-        (perMinute, seed, pods, schedule) => {
+        (perMinute, seed, pods, drift, autoscale, schedule) => {
           const fleet = new Fleet(
             {
               limit: 40,
               minPerPod: 1,
               sessionsPerMinute: perMinute,
+              ...(autoscale && { autoscale }),
               leaseDurationMs: 3000,
               releaseDelayMs: 2000,
               tickMs: 500,
+              clockDrift: drift,
+              maxStreamMs: 20_000,
             },
             seed,
           );
@@ -126,9 +158,13 @@ describe('the allocation loop', () => {
           assert.equal(fleet.upstream.count(fleet.now), 0, 'streams still counted upstream');
           for (const sidecar of fleet.sidecars.values()) assert.equal(sidecar.gate.inUse(fleet.now), 0);
           // Leases of pods that went are released; only live pods keep one.
-          for (const lease of fleet.leases.values()) assert.ok(fleet.pods.has(lease.pod), `lease of ${lease.pod} kept`);
+          for (const lease of fleet.store.leases.values()) {
+            assert.ok(fleet.store.pods.has(lease.spec.podName), `lease of ${lease.spec.podName} kept`);
+          }
           // With demand back on a running, selected pod, it can have the whole (current) limit.
-          const running = [...fleet.pods.values()].filter((p) => p.phase === 'running' && p.selected);
+          const running = [...fleet.store.pods.values()]
+            .filter((p) => !p.metadata?.deletionTimestamp && p.metadata?.labels?.app === 'fleet')
+            .map((p) => ({ name: p.metadata?.name as string }));
           if (running.length === 0) return;
           for (const pod of fleet.demand.keys()) fleet.demand.set(pod, 0);
           fleet.demand.set(running[0]?.name as string, fleet.limit * 2);
@@ -179,6 +215,62 @@ describe('the allocation loop', () => {
         },
       ),
       { numRuns: 40 },
+    );
+  });
+
+  it('fails with an upstream that notices unclean ends later than the margin (so the check can fail)', () => {
+    const late = (lagMs: number) => {
+      const fleet = new Fleet(
+        { limit: 6, minPerPod: 0, leaseDurationMs: 3000, releaseDelayMs: 1000, tickMs: 250, upstreamLagMs: lagMs },
+        7,
+        1,
+      );
+      fleet.chaos = false;
+      fleet.addPod(30);
+      settle(fleet, 120_000);
+      return fleet.upstream.violations.length;
+    };
+    assert.equal(late(releaseMarginMs), 0, 'a lag within the margin is covered');
+    assert.ok(late(releaseMarginMs + 1500) > 0, 'a lag past the margin shows the referee over the limit');
+  });
+});
+
+describe('the fence', () => {
+  const budget = (seconds: number) =>
+    ({ spec: { allocation: { leaseDurationSeconds: seconds, strategy: 'Demand', minPerPod: 1 } } }) as Pick<
+      StreamBudget,
+      'spec'
+    >;
+
+  it('falls before the operator can call the lease stale, for every lease duration, drift and delay', () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 2, max: 3600 }),
+        fc.double({ min: -0.0005, max: 0.0005, noNaN: true }),
+        fc.integer({ min: 0, max: 10_000_000 }),
+        fc.integer({ min: 0, max: 5000 }),
+        (seconds, drift, sentAt, observedAfterMs) => {
+          const timings = leaseTimings(budget(seconds));
+          // The sidecar's clock runs at 1 + drift of the operator's; its last write went out at sentAt.
+          const rate = 1 + drift;
+          const fence = new Fence(timings.fenceAfterMs);
+          fence.succeeded(sentAt * rate);
+          const fallsAt = (fence.fallsAt() as number) / rate;
+          // The operator saw the write's status change some time after it was sent.
+          const book = new LeaseBook({ ...timings, releaseDelayMs: 0, staleGoneHoldMs: 0, demandHalfLifeMs: 1000 });
+          const lease = (fingerprint: string) => ({
+            name: 'l',
+            phase: 'active' as const,
+            lease: { name: 'l', spec: { concurrency: 1 }, epoch: 1, statusFingerprint: fingerprint },
+          });
+          book.members([lease('before')], sentAt - 1);
+          book.members([lease('after')], sentAt + observedAfterMs);
+          const [member] = book.members([lease('after')], Math.ceil(fallsAt));
+          assert.equal(member?.stale, false, `stale before the fence fell (lease ${seconds} s)`);
+          assert.ok(fence.fenced(Math.ceil(fallsAt) * rate), 'fenced by then');
+        },
+      ),
+      { numRuns: 2000 },
     );
   });
 });

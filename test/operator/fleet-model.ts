@@ -1,22 +1,37 @@
 /**
- * A whole fleet in one process, stepped on a simulated clock: an API store with
- * optimistic concurrency, operator replicas (the real LeaseBook and allocate(), a cache
- * that lags, leader election, pauses), sidecars (the real BudgetGate, fences, acks that
- * are late or lost, crashes between putting a grant in force and acknowledging it) and an
- * upstream that counts streams the way the provider does, release delay included. The
- * property tests drive it with random events and check the invariants on the upstream's
- * own count, not on anyone's bookkeeping.
+ * A whole fleet in one process, stepped on a simulated clock. The decisions are the
+ * product's own: each operator replica runs planBudget over its caches, each sidecar
+ * enforces with BudgetGate, Fence, the lease timings, the restart hold and the demand
+ * window, exactly as shipped. What is simulated around them is what the product does not
+ * decide: an API store with optimistic concurrency and the garbage collector, caches
+ * that lag, leader election, paused processes, crashes, partitions, clocks that drift,
+ * clients, and an upstream that counts streams and session starts the way the provider
+ * does — noticing ends a little later than the sidecar, and holding unclean ends for its
+ * release delay. The property tests check the invariants on the upstream's own count.
  */
-
-import { type Allocation, allocate, type Grant } from '../../operator/allocate.js';
-import { type Candidate, LeaseBook, type ObservedLease } from '../../operator/lease-book.js';
-import { BudgetGate } from '../../sidecar/admission.js';
+import type { V1Pod } from '@kubernetes/client-node';
+import {
+  leaseTimings,
+  releaseMarginMs,
+  type StreamBudget,
+  type StreamLease,
+  type StreamLeaseStatus,
+  slotHoldMs,
+  slotsHeldFinalizer,
+} from '../../crds/api/index.js';
+import { type GrantWrite, type PlannerMemory, planBudget, recordWrite } from '../../operator/plan-budget.js';
+import { BudgetGate, type Grant } from '../../sidecar/admission.js';
+import { DemandWindow, Fence, inheritedSlots, RecentCount } from '../../sidecar/lease-sync.js';
+import { type AutoscaleRule, SessionLimit } from '../emulator/session-limit.js';
 
 export interface FleetSettings {
   limit: number;
   minPerPod: number;
   sessionsPerMinute?: number;
+  autoscale?: AutoscaleRule;
+  /** Whole seconds, as a budget declares it. */
   leaseDurationMs: number;
+  /** The provider's release delay of unclean ends, whole seconds; the budget declares the same. */
   releaseDelayMs: number;
   tickMs: number;
   strategy?: 'Demand' | 'Equal';
@@ -24,6 +39,12 @@ export interface FleetSettings {
   churn?: boolean;
   /** Status writes get lost and sidecars crash between putting a grant in force and acknowledging it. */
   chaos?: boolean;
+  /** The upstream notices an end up to this much later than the sidecar (default: the product's margin). */
+  upstreamLagMs?: number;
+  /** Each sidecar's clock runs at a rate within 1 ± this of the operators'. */
+  clockDrift?: number;
+  /** The budget's maxStreamSeconds, in ms (whole seconds): sidecars end streams this old. */
+  maxStreamMs?: number;
 }
 
 /** A tiny seeded PRNG (mulberry32), so a failing case replays exactly. */
@@ -38,265 +59,433 @@ export function random(seed: number): () => number {
   };
 }
 
-interface StoredLease {
-  name: string;
-  pod: string;
-  spec: Grant;
-  epoch: number;
-  status?: ObservedLease['status'] & { staleSlots?: number };
-  version: number;
-  deleting: boolean;
+const namespace = 'fleet';
+const budgetName = 'budget';
+const budgetKey = `${namespace}/${budgetName}`;
+const selected = { app: 'fleet' };
+/** Wall-clock time of the simulation's start, for heartbeat times and condition transitions. */
+const wallBase = Date.UTC(2026, 0, 1);
+
+function budgetOf(s: FleetSettings, limit: number): StreamBudget {
+  return {
+    apiVersion: 'sluice.dev/v1alpha1',
+    kind: 'StreamBudget',
+    metadata: { name: budgetName, namespace, uid: 'budget-uid', generation: 1, finalizers: [slotsHeldFinalizer] },
+    spec: {
+      provider: 'deepgram',
+      projectId: 'p',
+      upstream: 'ws://upstream',
+      podSelector: { matchLabels: selected },
+      maxConcurrentStreams: limit,
+      ...(s.sessionsPerMinute !== undefined && {
+        newSessions: { perMinute: s.sessionsPerMinute, ...(s.autoscale && { autoscale: s.autoscale }) },
+      }),
+      allocation: {
+        strategy: s.strategy ?? 'Demand',
+        minPerPod: s.minPerPod,
+        leaseDurationSeconds: s.leaseDurationMs / 1000,
+      },
+      admission: { queueTimeoutMs: 0, maxQueueLength: 0 },
+      reaping: {
+        idleTimeoutSeconds: 30,
+        pingIntervalSeconds: 1,
+        maxStreamSeconds: (s.maxStreamMs ?? 600_000) / 1000,
+        upstreamReleaseDelaySeconds: s.releaseDelayMs / 1000,
+      },
+    },
+  } as StreamBudget;
 }
 
-interface StoredPod {
-  name: string;
-  phase: 'running' | 'terminating';
-  selected: boolean;
+/** The API server: objects with resource versions, optimistic concurrency, finalizers and the garbage collector. */
+class Store {
+  budget: StreamBudget;
+  readonly leases = new Map<string, StreamLease>();
+  readonly pods = new Map<string, V1Pod>();
+  #version = 0;
+
+  constructor(budget: StreamBudget) {
+    this.budget = budget;
+  }
+
+  bump<T extends { metadata?: object }>(object: T): T {
+    (object.metadata as { resourceVersion?: string }).resourceVersion = String(++this.#version);
+    return object;
+  }
+
+  create(body: StreamLease): boolean {
+    const name = body.metadata.name as string;
+    if (this.leases.has(name)) return false;
+    this.leases.set(
+      name,
+      this.bump(structuredClone({ ...body, metadata: { ...body.metadata, uid: `lease-${this.#version}` } })),
+    );
+    return true;
+  }
+
+  /** The JSON patch that tests /spec/epoch. */
+  grant(name: string, epoch: number, grant: Grant): boolean {
+    const lease = this.leases.get(name);
+    if (!lease || lease.spec.epoch !== epoch) return false;
+    lease.spec = { ...lease.spec, grant: { ...grant }, epoch: epoch + 1 };
+    this.bump(lease);
+    return true;
+  }
+
+  status(name: string, uid: string, status: StreamLeaseStatus): boolean {
+    const lease = this.leases.get(name);
+    if (!lease || lease.metadata.uid !== uid) return false;
+    lease.status = status;
+    this.bump(lease);
+    return true;
+  }
+
+  /** The reconciler's release: the finalizer goes if the lease is as seen, then the object. */
+  release(seen: StreamLease): void {
+    const lease = this.leases.get(seen.metadata.name as string);
+    if (!lease || lease.metadata.resourceVersion !== seen.metadata.resourceVersion) return;
+    this.leases.delete(seen.metadata.name as string);
+  }
+
+  /** The garbage collector deletes what a vanished pod owned; the finalizer keeps the lease meanwhile. */
+  collect(rng: () => number, now: number): void {
+    const uids = new Set([...this.pods.values()].map((p) => p.metadata?.uid));
+    for (const lease of this.leases.values()) {
+      if (!lease.metadata.deletionTimestamp && !uids.has(lease.spec.podUID) && rng() < 0.5) {
+        lease.metadata.deletionTimestamp = new Date(wallBase + now);
+        this.bump(lease);
+      }
+    }
+  }
+
+  leaseOf(podUID: string): StreamLease | undefined {
+    let found: StreamLease | undefined;
+    for (const lease of this.leases.values()) {
+      if (lease.spec.podUID !== podUID) continue;
+      if (!found || (found.metadata.deletionTimestamp && !lease.metadata.deletionTimestamp)) found = lease;
+    }
+    return found;
+  }
 }
 
+/** The provider: streams and slots as it counts them, and its new-session limit. */
 class Upstream {
-  open = new Set<string>();
+  readonly open = new Set<string>();
   held: number[] = [];
-  starts: number[] = [];
+  /** Ends the sidecars saw that the upstream has not noticed yet. */
+  #noticing: { id: string; at: number; clean: boolean }[] = [];
+  readonly sessions: SessionLimit | undefined;
   peak = 0;
-  violations: string[] = [];
+  readonly violations: string[] = [];
+
+  constructor(
+    readonly settings: FleetSettings,
+    now: number,
+  ) {
+    this.sessions =
+      settings.sessionsPerMinute === undefined
+        ? undefined
+        : new SessionLimit(
+            { perMinute: settings.sessionsPerMinute, ...(settings.autoscale && { autoscale: settings.autoscale }) },
+            now,
+          );
+  }
 
   count(now: number): number {
+    const due = this.#noticing.filter((e) => e.at <= now);
+    if (due.length > 0) {
+      this.#noticing = this.#noticing.filter((e) => e.at > now);
+      for (const end of due) {
+        this.open.delete(end.id);
+        if (!end.clean) this.held.push(end.at + this.settings.releaseDelayMs);
+      }
+    }
     this.held = this.held.filter((until) => until > now);
     return this.open.size + this.held.length;
   }
 
-  start(id: string, now: number, limit: number, sessionsPerMinute: number | undefined): void {
+  start(id: string, now: number, limit: number): void {
     this.open.add(id);
-    this.starts.push(now);
     const count = this.count(now);
     this.peak = Math.max(this.peak, count);
     if (count > limit) this.violations.push(`t=${now}: ${count} streams open upstream, limit ${limit}`);
-    if (sessionsPerMinute !== undefined) {
-      this.starts = this.starts.filter((t) => t > now - 60_000);
-      if (this.starts.length > sessionsPerMinute)
-        this.violations.push(`t=${now}: ${this.starts.length} starts in 60 s, budget ${sessionsPerMinute}`);
+    if (this.sessions) {
+      const starts = this.sessions.startsInWindow(now);
+      const allowed = this.sessions.limit(now);
+      if (starts >= allowed)
+        this.violations.push(`t=${now}: ${starts + 1} starts in 60 s, provider's limit ${allowed}`);
+      this.sessions.record(now);
     }
   }
 
-  end(id: string, now: number, clean: boolean, releaseDelayMs: number): void {
-    if (!this.open.delete(id)) return;
-    if (!clean) this.held.push(now + releaseDelayMs);
+  end(id: string, at: number, clean: boolean): void {
+    if (this.open.has(id)) this.#noticing.push({ id, at, clean });
   }
 }
 
+const noGrant: Grant = { concurrency: 0 };
+
+function grantOf(lease: StreamLease): Grant {
+  const grant = lease.spec.grant;
+  return {
+    concurrency: grant.concurrency,
+    ...(grant.newSessionsPerMinute !== undefined && {
+      newSessionsPerMinute: grant.newSessionsPerMinute,
+      burst: grant.burst ?? 0,
+    }),
+  };
+}
+
+/** One sidecar process: the product's gate, fence, restart hold and demand window, on its own clock. */
 class SimSidecar {
-  gate: BudgetGate;
-  streams = new Set<string>();
+  readonly gate: BudgetGate;
+  fence: Fence;
+  readonly demandWindow = new DemandWindow();
+  readonly sessions = new RecentCount(60_000);
+  readonly streams = new Map<string, number>();
+  /** The lease taken up, and the epoch put in force. */
+  leaseUid: string | undefined;
   appliedEpoch = -1;
-  lastWriteSentAt: number | undefined;
+  target: Grant = noGrant;
   lastHeartbeat = Number.NEGATIVE_INFINITY;
-  rejectedThisRound = 0;
-  demandPeak: { at: number; value: number }[] = [];
-  queued = 0;
+  /** Cut off from the API (its streams go on) until this time, for this long. */
+  partitionedUntil = Number.NEGATIVE_INFINITY;
+  partitionTicks = 0;
 
   constructor(
     readonly pod: string,
+    readonly uid: string,
     readonly fleet: Fleet,
+    readonly rate: number,
     now: number,
   ) {
+    const local = this.local(now);
     this.gate = new BudgetGate(
-      { name: 'sim', queueTimeoutMs: 0, maxQueueLength: 0, releaseDelayMs: fleet.settings.releaseDelayMs },
-      { concurrency: 0, ...(fleet.settings.sessionsPerMinute !== undefined && { newSessionsPerMinute: 0, burst: 0 }) },
-      now,
+      { name: budgetKey, queueTimeoutMs: 0, maxQueueLength: 0, releaseDelayMs: slotHoldMs(fleet.store.budget) },
+      noGrant,
+      local,
     );
+    this.fence = new Fence(fleet.timings.fenceAfterMs);
     // A restart forgets nothing: whatever the last run may have had open is held.
-    const lease = fleet.leaseOf(pod);
+    const lease = fleet.store.leaseOf(uid);
     if (lease) {
-      const held = Math.max(lease.status?.inUse ?? 0, lease.status?.grant?.concurrency ?? 0, lease.spec.concurrency);
-      this.gate.holdStale(held, now);
+      this.gate.holdStale(inheritedSlots(lease), local);
+      if (lease.status) this.gate.holdSessions(local);
+      this.leaseUid = lease.metadata.uid;
     }
+    this.demandWindow.record(local, 0, 0);
+    this.sessions.record(local, 0);
   }
 
-  fenced(now: number): boolean {
-    return this.lastWriteSentAt === undefined || now - this.lastWriteSentAt > this.fleet.fenceAfterMs;
+  /** Its monotonic clock. */
+  local(now: number): number {
+    return now * this.rate;
+  }
+
+  partitioned(now: number): boolean {
+    return now < this.partitionedUntil;
+  }
+
+  /** The grant in force: the lease's, or nothing while fenced (the sidecar's timer at the fence's fall). */
+  #putInForce(local: number): void {
+    const inForce = this.fence.fenced(local) ? { ...this.target, concurrency: 0 } : this.target;
+    const now = this.gate.grant;
+    if (
+      now.concurrency !== inForce.concurrency ||
+      now.newSessionsPerMinute !== inForce.newSessionsPerMinute ||
+      (now.burst ?? 0) !== (inForce.burst ?? 0)
+    ) {
+      this.gate.updateGrant(inForce, local);
+    }
   }
 
   tryAdmit(now: number): boolean {
-    if (this.fenced(now) || this.gate.blocker(now) !== undefined) {
-      this.rejectedThisRound += 1;
+    const local = this.local(now);
+    this.#putInForce(local);
+    if (this.gate.blocker(local) !== undefined) {
+      this.gate.rejected.concurrency += 1;
       return false;
     }
-    this.gate.take(now);
+    this.gate.take(local);
     const id = `${this.pod}#${this.fleet.nextStreamId++}`;
-    this.streams.add(id);
-    this.fleet.upstream.start(id, now, this.fleet.limitInForce(), this.fleet.settings.sessionsPerMinute);
+    this.streams.set(id, local);
+    this.fleet.upstream.start(id, now, this.fleet.limitInForce());
     return true;
   }
 
   end(id: string, now: number, clean: boolean): void {
     if (!this.streams.delete(id)) return;
-    this.gate.release(now, clean);
-    this.fleet.upstream.end(id, now, clean, this.fleet.settings.releaseDelayMs);
+    this.gate.release(this.local(now), clean);
+    // A clean end is a completed close handshake: the upstream knew before the sidecar did.
+    this.fleet.upstream.end(id, clean ? now : now + this.fleet.lag(), clean);
   }
 
-  /** Peak over 10 s of what was in use plus what was turned away since the last sample. */
-  demand(now: number): number {
-    const value = this.gate.inUse(now) + this.rejectedThisRound;
-    this.rejectedThisRound = 0;
-    this.demandPeak.push({ at: now, value });
-    this.demandPeak = this.demandPeak.filter((p) => p.at > now - 10_000);
-    return Math.max(...this.demandPeak.map((p) => p.value));
+  /** Every stream ends uncleanly at once: the process is gone. */
+  die(now: number): void {
+    for (const id of [...this.streams.keys()]) {
+      this.streams.delete(id);
+      this.fleet.upstream.end(id, now + this.fleet.lag(), false);
+    }
   }
 
-  /** One round of lease sync: see the spec, put it in force, acknowledge; or heartbeat. */
+  /** Streams past the maximum duration are ended (CloseStream: a clean end). */
+  reap(now: number): void {
+    const local = this.local(now);
+    const max = this.fleet.store.budget.spec.reaping.maxStreamSeconds * 1000;
+    for (const [id, startedAt] of this.streams) if (local - startedAt >= max) this.end(id, now, true);
+  }
+
+  /** One round of lease sync: see the lease, put its grant in force, acknowledge; or heartbeat. */
   sync(now: number, rng: () => number, apiUp: boolean): void {
-    if (!apiUp) return;
-    const lease = this.fleet.leaseOf(this.pod);
-    if (!lease) return;
-    const fresh = lease.epoch > this.appliedEpoch;
+    const local = this.local(now);
+    if (!apiUp || this.partitioned(now)) {
+      this.#putInForce(local);
+      return;
+    }
+    const store = this.fleet.store;
+    const lease = store.leaseOf(this.uid);
+    const pod = store.pods.get(this.pod);
+    const ours = pod?.metadata?.uid === this.uid;
+    const isSelected = ours && pod?.metadata?.labels?.app === selected.app;
+    if (lease && lease.metadata.uid !== this.leaseUid) {
+      // A lease taken up: nothing is admitted under it before a write to it succeeded.
+      this.leaseUid = lease.metadata.uid;
+      this.appliedEpoch = -1;
+      this.fence = new Fence(this.fleet.timings.fenceAfterMs);
+    }
+    if (!lease) {
+      this.target = noGrant;
+      this.#putInForce(local);
+      return;
+    }
+    const fresh = lease.spec.epoch !== this.appliedEpoch;
+    // The watch brings a new epoch a little late, now and then.
     if (fresh && rng() < 0.8) {
-      this.gate.updateGrant(lease.spec, now);
-      this.appliedEpoch = lease.epoch;
+      this.target = isSelected && !lease.metadata.deletionTimestamp ? grantOf(lease) : noGrant;
+      this.appliedEpoch = lease.spec.epoch;
+      this.#putInForce(local);
       // The process may die between putting a grant in force and acknowledging it.
       if (this.fleet.chaos && rng() < 0.05) {
         this.fleet.crashSidecar(this.pod, now);
         return;
       }
       this.#writeStatus(lease, now, rng);
-      return;
+    } else if (local - this.lastHeartbeat >= this.fleet.timings.heartbeatMs) {
+      this.#writeStatus(lease, now, rng);
     }
-    if (now - this.lastHeartbeat >= this.fleet.settings.leaseDurationMs / 3) this.#writeStatus(lease, now, rng);
+    this.#putInForce(local);
   }
 
-  #writeStatus(lease: StoredLease, now: number, rng: () => number): void {
+  #writeStatus(lease: StreamLease, now: number, rng: () => number): void {
+    const local = this.local(now);
+    this.lastHeartbeat = local;
     if (this.fleet.chaos && rng() < 0.05) return; // lost on the way
-    this.lastWriteSentAt = now;
-    this.lastHeartbeat = now;
-    lease.status = {
+    const inUse = this.gate.inUse(local);
+    this.demandWindow.record(local, inUse, this.gate.rejected.concurrency);
+    this.sessions.record(local, this.gate.admitted);
+    const written = this.fleet.store.status(lease.metadata.name as string, lease.metadata.uid as string, {
       observedEpoch: this.appliedEpoch,
-      grant: { ...this.gate.grant },
-      inUse: this.gate.inUse(now),
-      demand: this.demand(now),
-      heartbeatTime: String(now),
-    };
-    lease.version += 1;
+      grant: { ...this.target },
+      inUse,
+      staleSlots: this.gate.stale(local),
+      queued: 0,
+      demand: this.demandWindow.demand(local),
+      sessionsLastMinute: this.sessions.count(local),
+      heartbeatTime: new Date(wallBase + now).toISOString(),
+    });
+    if (written) this.fence.succeeded(local);
   }
 }
 
+/** One operator process: informer caches that lag, leadership, and the product's planBudget. */
 class SimOperator {
-  book: LeaseBook;
-  cache = new Map<string, StoredLease>();
-  podCache = new Map<string, StoredPod>();
+  memory: PlannerMemory = new Map();
+  readonly cache = new Map<string, StreamLease>();
+  readonly podCache = new Map<string, V1Pod>();
+  budget: StreamBudget | undefined;
   leadingSince: number | undefined;
   lastRenew = Number.NEGATIVE_INFINITY;
   paused = false;
-  writes = 0;
-  lastAllocation: Allocation | undefined;
-
   #generation = 0;
 
   constructor(
     readonly base: string,
     readonly fleet: Fleet,
-  ) {
-    this.book = fleet.newBook();
-  }
+  ) {}
 
   /** A process's identity in the election: a restarted process is a new candidate. */
   get id(): string {
     return `${this.base}-${this.#generation}`;
   }
 
-  /** The process restarts: memory, cache and leadership are gone. */
+  /** The process restarts: memory, caches and leadership are gone. */
   crash(): void {
     this.#generation += 1;
-    this.restart();
-  }
-
-  restart(): void {
-    this.book = this.fleet.newBook();
+    this.forget();
     this.cache.clear();
     this.podCache.clear();
+    this.budget = undefined;
+  }
+
+  /** Leadership lost or newly won: a term starts from what the API says. */
+  forget(): void {
+    this.memory = new Map();
     this.leadingSince = undefined;
     this.lastRenew = Number.NEGATIVE_INFINITY;
   }
 
-  /** The informer: each object's copy catches up with some delay. */
+  /** The informers: each object's copy catches up with some delay. */
   refresh(rng: () => number): void {
-    for (const [name, lease] of this.fleet.leases) {
+    const store = this.fleet.store;
+    if (this.budget?.metadata.generation !== store.budget.metadata.generation && rng() < 0.7) {
+      this.budget = structuredClone(store.budget);
+    }
+    for (const [name, lease] of store.leases) {
       const cached = this.cache.get(name);
-      if (!cached || cached.version !== lease.version) {
-        if (rng() < 0.7) this.cache.set(name, structuredClone(lease));
+      if (cached?.metadata.resourceVersion !== lease.metadata.resourceVersion && rng() < 0.7) {
+        this.cache.set(name, structuredClone(lease));
       }
     }
-    for (const name of this.cache.keys()) if (!this.fleet.leases.has(name) && rng() < 0.7) this.cache.delete(name);
-    for (const [name, pod] of this.fleet.pods) if (rng() < 0.7) this.podCache.set(name, { ...pod });
-    for (const name of this.podCache.keys()) if (!this.fleet.pods.has(name) && rng() < 0.7) this.podCache.delete(name);
+    for (const name of this.cache.keys()) if (!store.leases.has(name) && rng() < 0.7) this.cache.delete(name);
+    for (const [name, pod] of store.pods) {
+      const cached = this.podCache.get(name);
+      if (cached?.metadata?.resourceVersion !== pod.metadata?.resourceVersion && rng() < 0.7) {
+        this.podCache.set(name, structuredClone(pod));
+      }
+    }
+    for (const name of this.podCache.keys()) if (!store.pods.has(name) && rng() < 0.7) this.podCache.delete(name);
   }
 
   reconcile(now: number): void {
-    const settings = this.fleet.settings;
-    const candidates: Candidate[] = [];
-    const leaseByPod = new Map<string, StoredLease>();
-    for (const lease of this.cache.values()) leaseByPod.set(lease.pod, lease);
-    for (const pod of this.podCache.values()) {
-      const lease = leaseByPod.get(pod.name);
-      if (!pod.selected && !lease) continue;
-      const phase = pod.phase === 'running' && pod.selected ? 'active' : 'draining';
-      candidates.push({ name: pod.name, phase, ...(lease && { lease: observed(lease) }) });
-    }
-    for (const lease of this.cache.values()) {
-      if (!this.podCache.has(lease.pod)) candidates.push({ name: lease.pod, phase: 'gone', lease: observed(lease) });
-    }
-    const members = this.book.members(candidates, now);
-    const leader = this.leadingSince !== undefined;
-    const mayRaise =
-      leader &&
-      now - (this.leadingSince as number) >= settings.leaseDurationMs &&
-      now - this.lastRenew <= this.fleet.renewDeadlineMs;
-    const allocation = allocate(
+    if (!this.budget) return;
+    const fleet = this.fleet;
+    const leading = this.leadingSince;
+    const plan = planBudget(
+      this.memory,
       {
-        limit: this.fleet.limit,
-        minPerPod: settings.minPerPod,
-        strategy: settings.strategy ?? 'Demand',
-        ...(settings.sessionsPerMinute !== undefined && { sessionsPerMinute: settings.sessionsPerMinute }),
+        key: budgetKey,
+        budget: this.budget,
+        leases: [...this.cache.values()].filter((l) => l.spec.budgetName === budgetName),
+        pods: [...this.podCache.values()],
+        budgets: [this.budget],
+        leadership: {
+          mayRaise: (graceMs) =>
+            leading !== undefined && now - leading >= graceMs && now - this.lastRenew <= fleet.renewDeadlineMs,
+        },
+        wallClock: new Date(wallBase + now),
       },
-      members,
-      { mayRaise, mayRaiseSessions: mayRaise && now - (this.leadingSince as number) >= 60_000 },
+      { staleGoneHoldSeconds: undefined, demandHalfLifeSeconds: 2, peakWindowSeconds: 60, statusIntervalSeconds: 2 },
+      now,
     );
-    this.lastAllocation = allocation;
-    for (const [name, grant] of allocation.writes) {
-      const member = members.find((m) => m.name === name);
-      if (!member) continue;
-      const stored = this.fleet.leases.get(name);
-      // Optimistic concurrency: the write tests the epoch it was computed from.
-      if (!member.hasLease) {
-        if (stored) continue;
-        this.fleet.leases.set(name, { name, pod: name, spec: grant, epoch: 1, version: 1, deleting: false });
-        this.book.wrote(name, 1, grant, now);
-      } else {
-        if (!stored || stored.epoch !== member.epoch) {
-          this.book.writeFailed(name);
-          continue;
-        }
-        stored.spec = grant;
-        stored.epoch += 1;
-        stored.version += 1;
-        this.book.wrote(name, stored.epoch, grant, now);
-      }
-      this.writes += 1;
-    }
-    for (const name of this.book.releasable(now)) {
-      const stored = this.fleet.leases.get(name);
-      if (stored && !this.fleet.pods.has(stored.pod)) this.fleet.leases.delete(name);
-    }
+    for (const write of plan.writes) recordWrite(this.memory, budgetKey, write, this.#perform(write), now);
+    for (const lease of plan.releases) fleet.store.release(lease);
   }
-}
 
-function observed(lease: StoredLease): ObservedLease {
-  return {
-    name: lease.pod,
-    spec: lease.spec,
-    epoch: lease.epoch,
-    ...(lease.status && { status: lease.status }),
-    statusFingerprint: JSON.stringify(lease.status ?? null),
-  };
+  #perform(write: GrantWrite): boolean {
+    const store = this.fleet.store;
+    const ok = write.kind === 'create' ? store.create(write.body) : store.grant(write.lease, write.epoch, write.grant);
+    if (ok) this.fleet.grantWrites += 1;
+    return ok;
+  }
 }
 
 /** Events the property tests schedule. */
@@ -310,21 +499,21 @@ export type FleetEvent =
   | { kind: 'restartOperator' }
   | { kind: 'pauseLeader'; ticks: number }
   | { kind: 'apiDown'; ticks: number }
+  | { kind: 'partitionPod'; pod: number; ticks: number }
   | { kind: 'setDemand'; pod: number; streams: number }
   | { kind: 'lowerLimit'; to: number };
 
 export class Fleet {
   readonly settings: FleetSettings;
-  limit: number;
-  readonly upstream = new Upstream();
-  readonly leases = new Map<string, StoredLease>();
-  readonly pods = new Map<string, StoredPod>();
+  readonly store: Store;
+  readonly upstream: Upstream;
   readonly sidecars = new Map<string, SimSidecar>();
+  /** Sidecars of pods force-deleted while cut off: they stream on until the partition ends. */
+  readonly zombies = new Set<SimSidecar>();
   readonly demand = new Map<string, number>();
   readonly operators: SimOperator[];
   readonly rng: () => number;
-  readonly fenceAfterMs: number;
-  readonly staleAfterMs: number;
+  readonly timings: ReturnType<typeof leaseTimings>;
   readonly renewDeadlineMs: number;
   leaseHolder: { id: string; observedAt: number } | undefined;
   now = 0;
@@ -332,57 +521,65 @@ export class Fleet {
   podCounter = 0;
   apiDownUntil = -1;
   rejections = 0;
+  grantWrites = 0;
   chaos: boolean;
   /** After a lowering, the old limit stays the measure until every lease acknowledged a later grant. */
   lowering: { previous: number; epochs: Map<string, number> } | undefined;
+  readonly resumeAt = new Map<SimOperator, number>();
 
   constructor(settings: FleetSettings, seed: number, replicas = 2) {
     this.settings = settings;
-    this.limit = settings.limit;
     this.chaos = settings.chaos ?? true;
     this.rng = random(seed);
-    const margin = Math.min(2000, Math.max(250, settings.leaseDurationMs / 6));
-    this.fenceAfterMs = settings.leaseDurationMs - margin;
-    this.staleAfterMs = settings.leaseDurationMs + margin;
+    this.store = new Store(budgetOf(settings, settings.limit));
+    this.timings = leaseTimings(this.store.budget);
+    this.upstream = new Upstream(settings, 0);
     this.renewDeadlineMs = (settings.leaseDurationMs * 2) / 3;
     this.operators = Array.from({ length: replicas }, (_, i) => new SimOperator(`op-${i}`, this));
   }
 
-  newBook(): LeaseBook {
-    return new LeaseBook({
-      staleAfterMs: this.staleAfterMs,
-      releaseDelayMs: this.settings.releaseDelayMs,
-      staleGoneHoldMs: 4 * this.settings.leaseDurationMs,
-      demandHalfLifeMs: 2000,
-    });
+  get limit(): number {
+    return this.store.budget.spec.maxConcurrentStreams;
   }
 
-  leaseOf(pod: string): StoredLease | undefined {
-    return this.leases.get(pod);
+  /** How much later than the sidecar the upstream notices an end. */
+  lag(): number {
+    return Math.floor(this.rng() * ((this.settings.upstreamLagMs ?? releaseMarginMs) + 1));
   }
 
   podName(index: number): string | undefined {
-    const names = [...this.pods.keys()];
+    const names = [...this.store.pods.keys()];
     return names.length === 0 ? undefined : names[index % names.length];
   }
 
   addPod(streams = 0): string {
     const name = `pod-${this.podCounter++}`;
-    this.pods.set(name, { name, phase: 'running', selected: true });
-    this.sidecars.set(name, new SimSidecar(name, this, this.now));
+    const uid = `uid-${name}`;
+    this.store.pods.set(
+      name,
+      this.store.bump({ metadata: { name, namespace, uid, labels: { ...selected } }, status: { phase: 'Running' } }),
+    );
+    this.#startSidecar(name, uid);
     this.demand.set(name, streams);
     return name;
+  }
+
+  #startSidecar(pod: string, uid: string): void {
+    const drift = this.settings.clockDrift ?? 0;
+    const rate = 1 + (this.rng() * 2 - 1) * drift;
+    this.sidecars.set(pod, new SimSidecar(pod, uid, this, rate, this.now));
   }
 
   crashSidecar(pod: string, now: number): void {
     const sidecar = this.sidecars.get(pod);
     if (!sidecar) return;
-    for (const id of [...sidecar.streams]) this.upstream.end(id, now, false, this.settings.releaseDelayMs);
-    this.sidecars.set(pod, new SimSidecar(pod, this, now));
+    sidecar.die(now);
+    this.sidecars.set(pod, new SimSidecar(pod, sidecar.uid, this, sidecar.rate, now));
   }
 
   apply(event: FleetEvent): void {
     const now = this.now;
+    const store = this.store;
     switch (event.kind) {
       case 'addPod':
         this.addPod(Math.floor(this.rng() * this.limit));
@@ -393,31 +590,57 @@ export class Fleet {
         return;
       }
       case 'drainPod': {
-        const pod = this.pods.get(this.podName(event.pod) ?? '');
-        if (pod) pod.phase = 'terminating';
+        const pod = store.pods.get(this.podName(event.pod) ?? '');
+        if (pod?.metadata && !pod.metadata.deletionTimestamp) {
+          pod.metadata.deletionTimestamp = new Date(wallBase + now);
+          store.bump(pod);
+        }
         return;
       }
       case 'deselectPod': {
-        const pod = this.pods.get(this.podName(event.pod) ?? '');
-        if (pod) pod.selected = false;
+        const pod = store.pods.get(this.podName(event.pod) ?? '');
+        if (pod?.metadata) {
+          pod.metadata.labels = { app: 'elsewhere' };
+          store.bump(pod);
+        }
         return;
       }
       case 'deletePod':
       case 'killPod': {
+        // deletePod: the kubelet stopped the pod (its streams closed); killPod: deleted at once
+        // with its processes killed. A pod cut off from the API is force-deleted only after
+        // its lease went stale (as node eviction does): a sidecar that may still stream is
+        // held only when it is known to be silent.
         const name = this.podName(event.pod);
         if (!name) return;
         const sidecar = this.sidecars.get(name);
-        for (const id of [...(sidecar?.streams ?? [])]) {
-          this.upstream.end(id, now, event.kind === 'deletePod', this.settings.releaseDelayMs);
+        if (sidecar?.partitioned(now)) {
+          if (
+            now - (sidecar.partitionedUntil - sidecar.partitionTicks) <
+            this.timings.staleAfterMs + this.timings.leaseDurationMs
+          )
+            return;
+          this.zombies.add(sidecar);
+        } else if (sidecar) {
+          if (event.kind === 'deletePod') for (const id of [...sidecar.streams.keys()]) sidecar.end(id, now, true);
+          sidecar.die(now);
         }
         this.sidecars.delete(name);
-        this.pods.delete(name);
+        store.pods.delete(name);
         this.demand.delete(name);
         return;
       }
       case 'restartSidecar': {
         const name = this.podName(event.pod);
         if (name) this.crashSidecar(name, now);
+        return;
+      }
+      case 'partitionPod': {
+        const sidecar = this.sidecars.get(this.podName(event.pod) ?? '');
+        if (sidecar && !sidecar.partitioned(now)) {
+          sidecar.partitionTicks = event.ticks * this.settings.tickMs;
+          sidecar.partitionedUntil = now + sidecar.partitionTicks;
+        }
         return;
       }
       case 'restartOperator':
@@ -439,21 +662,21 @@ export class Fleet {
         if (to === this.limit) return;
         this.lowering = {
           previous: Math.max(this.limit, this.lowering?.previous ?? 0),
-          epochs: new Map([...this.leases].map(([name, lease]) => [name, lease.epoch])),
+          epochs: new Map([...store.leases].map(([name, lease]) => [name, lease.spec.epoch])),
         };
-        this.limit = to;
+        store.budget = structuredClone(store.budget);
+        store.budget.spec.maxConcurrentStreams = to;
+        store.budget.metadata.generation = (store.budget.metadata.generation ?? 1) + 1;
         return;
       }
     }
   }
 
-  readonly resumeAt = new Map<SimOperator, number>();
-
   /** The limit the fleet can be held to now: a lowered one once every pod has heard of it. */
   limitInForce(): number {
     if (!this.lowering) return this.limit;
     const heard = [...this.lowering.epochs].every(([name, epoch]) => {
-      const lease = this.leases.get(name);
+      const lease = this.store.leases.get(name);
       return !lease || (lease.status?.observedEpoch ?? -1) > epoch;
     });
     if (!heard) return this.lowering.previous;
@@ -470,6 +693,7 @@ export class Fleet {
     this.now += this.settings.tickMs;
     const now = this.now;
     const apiUp = this.apiUp();
+    if (apiUp) this.store.collect(this.rng, now);
     for (const [operator, at] of this.resumeAt) {
       if (now >= at) {
         operator.paused = false;
@@ -485,10 +709,21 @@ export class Fleet {
       if (operator.leadingSince !== undefined) operator.reconcile(now);
     }
     for (const [pod, sidecar] of this.sidecars) {
+      sidecar.reap(now);
       sidecar.sync(now, this.rng, apiUp);
-      const current = this.sidecars.get(pod);
-      if (current !== sidecar) continue;
+      if (this.sidecars.get(pod) !== sidecar) continue;
       this.#drive(pod, sidecar, now);
+    }
+    for (const zombie of this.zombies) {
+      zombie.reap(now);
+      if (zombie.partitioned(now)) {
+        // Its clients carry on; it admits what its grant and fence still allow.
+        this.#drive(zombie.pod, zombie, now, zombie.streams.size + 1);
+      } else {
+        // The node is back: its kubelet kills what should not run any more.
+        zombie.die(now);
+        this.zombies.delete(zombie);
+      }
     }
   }
 
@@ -500,36 +735,36 @@ export class Fleet {
       return;
     }
     // Deposed: someone else holds the lease. It learns it when it tries to renew.
-    if (operator.leadingSince !== undefined) operator.leadingSince = undefined;
+    if (operator.leadingSince !== undefined) operator.forget();
     if (!record || now - record.observedAt > this.settings.leaseDurationMs) {
       this.leaseHolder = { id: operator.id, observedAt: now };
-      operator.restart();
+      operator.forget();
       operator.leadingSince = now;
       operator.lastRenew = now;
     }
   }
 
   /** Clients: open streams up to the pod's demand; streams end, now and then uncleanly. */
-  #drive(pod: string, sidecar: SimSidecar, now: number): void {
+  #drive(pod: string, sidecar: SimSidecar, now: number, demand?: number): void {
     const churn = this.settings.churn ?? true;
-    for (const id of [...sidecar.streams]) {
+    for (const id of [...sidecar.streams.keys()]) {
       const r = churn ? this.rng() : 1;
       if (r < 0.02) sidecar.end(id, now, true);
       else if (r < 0.025) sidecar.end(id, now, false);
     }
     // Clients of draining and deselected pods keep trying: only the grant stops them.
-    const want = this.demand.get(pod) ?? 0;
+    const want = demand ?? this.demand.get(pod) ?? 0;
     let tries = Math.max(0, want - sidecar.streams.size);
     while (tries-- > 0) if (!sidecar.tryAdmit(now)) this.rejections += 1;
   }
 
   /** Every client hangs up. */
   endAllStreams(): void {
-    for (const sidecar of this.sidecars.values())
-      for (const id of [...sidecar.streams]) sidecar.end(id, this.now, true);
+    for (const sidecar of [...this.sidecars.values(), ...this.zombies])
+      for (const id of [...sidecar.streams.keys()]) sidecar.end(id, this.now, true);
   }
 
-  /** Streams open per pod, for the utilization check. */
+  /** Streams open across the fleet, for the utilization check. */
   openStreams(): number {
     let total = 0;
     for (const sidecar of this.sidecars.values()) total += sidecar.streams.size;

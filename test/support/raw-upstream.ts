@@ -64,7 +64,14 @@ export class RawUpstream {
 
   #accept(socket: Socket): void {
     this.#sockets.add(socket);
-    const stream: RawStream = { id: this.streams.length, texts: [], closeSent: false, closeReceived: false, closesReceived: 0, ended: false };
+    const stream: RawStream = {
+      id: this.streams.length,
+      texts: [],
+      closeSent: false,
+      closeReceived: false,
+      closesReceived: 0,
+      ended: false,
+    };
     this.streams.push(stream);
     let buffer = Buffer.alloc(0);
     let upgraded = false;
@@ -136,7 +143,8 @@ function readFrame(bytes: Buffer): { opcode: number; payload: Buffer; size: numb
   if (masked) offset += 4;
   if (bytes.length < offset + length) return undefined;
   const payload = Buffer.from(bytes.subarray(offset, offset + length));
-  if (masked) for (let i = 0; i < payload.length; i++) payload[i] = (payload[i] as number) ^ (bytes[maskAt + (i & 3)] as number);
+  if (masked)
+    for (let i = 0; i < payload.length; i++) payload[i] = (payload[i] as number) ^ (bytes[maskAt + (i & 3)] as number);
   return { opcode, payload, size: offset + length };
 }
 
@@ -155,6 +163,9 @@ export function clientFrame(opcode: number, payload: Buffer, fin = true): Buffer
 
 /** An unmasked frame, as a server sends it. */
 function serverFrame(opcode: number, payload: Buffer): Buffer {
-  const header = payload.length < 126 ? Buffer.from([0x80 | opcode, payload.length]) : Buffer.from([0x80 | opcode, 126, payload.length >> 8, payload.length & 0xff]);
+  const header =
+    payload.length < 126
+      ? Buffer.from([0x80 | opcode, payload.length])
+      : Buffer.from([0x80 | opcode, 126, payload.length >> 8, payload.length & 0xff]);
   return Buffer.concat([header, payload]);
 }
