@@ -272,15 +272,21 @@ export function statusPatch(report: LeaseReport, heartbeatTime: Date): { status:
 }
 
 /**
- * The slots a sidecar starting up holds for the release delay, for a lease it finds: a
- * previous run could have had open as many as it last reported, or as many as any grant
- * it may have put in force allowed (it may have died between putting a grant in force and
- * acknowledging it). A lease with no status never had a run that admitted: a sidecar
- * admits nothing before its first successful write.
+ * What a sidecar starting up holds for a lease it finds, before it admits anything: the
+ * previous run could have had open as many streams as it last reported, or as many as any
+ * grant it may have put in force allowed (it may have died between putting a grant in
+ * force and acknowledging it): those slots are held for the release delay. Its starts of
+ * the last minute are unknown too, so the session bucket starts empty. A lease with no
+ * status never had a run that admitted: a sidecar admits nothing before its first
+ * successful write. Returns the slots held.
  */
-export function inheritedSlots(lease: Pick<StreamLease, 'spec' | 'status'>): number {
+export function holdInherited(gate: BudgetGate, lease: Pick<StreamLease, 'spec' | 'status'>, now: number): number {
   const status = lease.status;
-  return status ? Math.max(status.inUse ?? 0, status.grant?.concurrency ?? 0, lease.spec.grant.concurrency) : 0;
+  if (!status) return 0;
+  const held = Math.max(status.inUse ?? 0, status.grant?.concurrency ?? 0, lease.spec.grant.concurrency);
+  gate.holdSessions(now);
+  gate.holdStale(held, now);
+  return held;
 }
 
 function grantOf(grant: StreamLeaseSpecGrant): Grant {
@@ -649,11 +655,8 @@ export class LeaseSync {
     const inherited = this.#inherited?.get(name);
     if (inherited) {
       this.#inherited?.delete(name);
-      const held = inheritedSlots(inherited);
-      // Its starts of the last minute are unknown too: the session bucket starts empty.
-      if (inherited.status) gate.holdSessions(now);
+      const held = holdInherited(gate, inherited, now);
       if (held > 0) {
-        gate.holdStale(held, now);
         this.#log.info(
           { budget: key, slots: held, seconds: gate.settings.releaseDelayMs / 1000 },
           'Held slots a previous run reported',

@@ -11,6 +11,7 @@ export interface Clock {
 
 export const systemClock: Clock = {
   now: () => performance.now(),
-  setTimer: (callback, ms) => setTimeout(callback, ms),
+  // Whole milliseconds, never below 1: what setTimeout would make of the delay anyway, said once here.
+  setTimer: (callback, ms) => setTimeout(callback, Math.max(1, Math.ceil(ms))),
   clearTimer: (timer) => clearTimeout(timer as NodeJS.Timeout),
 };

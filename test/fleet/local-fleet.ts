@@ -37,6 +37,8 @@ export interface FleetOptions {
   minPerPod?: number;
   strategy?: 'Demand' | 'Equal';
   labels?: Record<string, string>;
+  /** A new-session budget: the budget declares it, and the referee models the provider's limit with it. */
+  newSessions?: NonNullable<StreamBudget['spec']['newSessions']>;
   /** Operator settings passed as environment variables. */
   operatorEnv?: Record<string, string>;
 }
@@ -63,7 +65,8 @@ export interface RunningOperator {
 export type Attempt = { stream: OpenedStream } | { status: number; reason: string | undefined };
 
 export class LocalFleet {
-  readonly options: Required<Omit<FleetOptions, 'operatorEnv'>> & { operatorEnv: Record<string, string> };
+  readonly options: Required<Omit<FleetOptions, 'operatorEnv' | 'newSessions'>> &
+    Pick<FleetOptions, 'newSessions'> & { operatorEnv: Record<string, string> };
   readonly core: CoreV1Api;
   readonly custom: CustomObjectsApi;
   readonly pods = new Map<string, FleetPod>();
@@ -132,6 +135,7 @@ export class LocalFleet {
           maxConcurrentStreams: this.options.limit,
           enforce: false,
           releaseDelaySeconds: this.options.releaseDelaySeconds,
+          ...(this.options.newSessions && { newSessions: this.options.newSessions }),
         },
       ],
       flux: { idleTimeoutSeconds: 3600 },
@@ -158,6 +162,7 @@ export class LocalFleet {
         match: { paths: ['/v2/listen'] },
         podSelector: { matchLabels: o.labels },
         maxConcurrentStreams: o.limit,
+        ...(o.newSessions && { newSessions: o.newSessions }),
         allocation: { strategy: o.strategy, minPerPod: o.minPerPod, leaseDurationSeconds: o.leaseDurationSeconds },
         admission: { queueTimeoutMs: o.queueTimeoutMs, maxQueueLength: 100 },
         reaping: {
@@ -294,7 +299,15 @@ export class LocalFleet {
   }
 
   /** The referee's count: the exact peak and how often the fleet went over. */
-  referee(): { inUse: number; peak: number; overLimitMoments: number; limit: number } {
+  referee(): {
+    inUse: number;
+    peak: number;
+    overLimitMoments: number;
+    limit: number;
+    accepted: number;
+    sessionRateExceeded: number;
+    sessionLimitPerMinute: number | null;
+  } {
     const project = this.emulator.stats().projects.fleet;
     if (!project) throw new Error('The emulator has no fleet project');
     return {
@@ -302,6 +315,9 @@ export class LocalFleet {
       peak: project.peak,
       overLimitMoments: project.overLimitMoments,
       limit: project.limit,
+      accepted: project.accepted,
+      sessionRateExceeded: project.sessionRateExceeded,
+      sessionLimitPerMinute: project.sessionLimitPerMinute,
     };
   }
 

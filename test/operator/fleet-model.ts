@@ -12,7 +12,6 @@
 import type { V1Pod } from '@kubernetes/client-node';
 import {
   leaseTimings,
-  releaseMarginMs,
   type StreamBudget,
   type StreamLease,
   type StreamLeaseStatus,
@@ -21,7 +20,7 @@ import {
 } from '../../crds/api/index.js';
 import { type GrantWrite, type PlannerMemory, planBudget, recordWrite } from '../../operator/plan-budget.js';
 import { BudgetGate, type Grant } from '../../sidecar/admission.js';
-import { DemandWindow, Fence, inheritedSlots, RecentCount } from '../../sidecar/lease-sync.js';
+import { DemandWindow, Fence, holdInherited, RecentCount } from '../../sidecar/lease-sync.js';
 import { type AutoscaleRule, SessionLimit } from '../emulator/session-limit.js';
 
 export interface FleetSettings {
@@ -39,12 +38,14 @@ export interface FleetSettings {
   churn?: boolean;
   /** Status writes get lost and sidecars crash between putting a grant in force and acknowledging it. */
   chaos?: boolean;
-  /** The upstream notices an end up to this much later than the sidecar (default: the product's margin). */
+  /** The upstream notices an unclean end up to this much later than the sidecar (default: 2 s, as documented). */
   upstreamLagMs?: number;
   /** Each sidecar's clock runs at a rate within 1 ± this of the operators'. */
   clockDrift?: number;
   /** The budget's maxStreamSeconds, in ms (whole seconds): sidecars end streams this old. */
   maxStreamMs?: number;
+  /** The chance per tick that a stream's client hangs up (default 0.025, a fifth of them uncleanly). */
+  hangUpChance?: number;
 }
 
 /** A tiny seeded PRNG (mulberry32), so a failing case replays exactly. */
@@ -63,6 +64,12 @@ const namespace = 'fleet';
 const budgetName = 'budget';
 const budgetKey = `${namespace}/${budgetName}`;
 const selected = { app: 'fleet' };
+/**
+ * How much later than the sidecar the provider may notice an unclean end: the documented
+ * bound sluice's holds cover. The model's own figure, so that a product whose margin no
+ * longer covers it fails here.
+ */
+export const providerLagMs = 2000;
 /** Wall-clock time of the simulation's start, for heartbeat times and condition transitions. */
 const wallBase = Date.UTC(2026, 0, 1);
 
@@ -268,8 +275,7 @@ class SimSidecar {
     // A restart forgets nothing: whatever the last run may have had open is held.
     const lease = fleet.store.leaseOf(uid);
     if (lease) {
-      this.gate.holdStale(inheritedSlots(lease), local);
-      if (lease.status) this.gate.holdSessions(local);
+      holdInherited(this.gate, lease, local);
       this.leaseUid = lease.metadata.uid;
     }
     this.demandWindow.record(local, 0, 0);
@@ -405,6 +411,8 @@ class SimOperator {
   leadingSince: number | undefined;
   lastRenew = Number.NEGATIVE_INFINITY;
   paused = false;
+  /** The informers bring nothing until this time (a watch that broke and relists). */
+  stalledUntil = Number.NEGATIVE_INFINITY;
   #generation = 0;
 
   constructor(
@@ -433,8 +441,16 @@ class SimOperator {
     this.lastRenew = Number.NEGATIVE_INFINITY;
   }
 
-  /** The informers: each object's copy catches up with some delay. */
-  refresh(rng: () => number): void {
+  /**
+   * The informers: each object's copy catches up with some delay, and now and then a
+   * watch breaks and nothing arrives for up to a lease duration.
+   */
+  refresh(rng: () => number, now: number): void {
+    if (now < this.stalledUntil) return;
+    if (rng() < 0.01) {
+      this.stalledUntil = now + rng() * this.fleet.settings.leaseDurationMs;
+      return;
+    }
     const store = this.fleet.store;
     if (this.budget?.metadata.generation !== store.budget.metadata.generation && rng() < 0.7) {
       this.budget = structuredClone(store.budget);
@@ -544,7 +560,7 @@ export class Fleet {
 
   /** How much later than the sidecar the upstream notices an end. */
   lag(): number {
-    return Math.floor(this.rng() * ((this.settings.upstreamLagMs ?? releaseMarginMs) + 1));
+    return Math.floor(this.rng() * ((this.settings.upstreamLagMs ?? providerLagMs) + 1));
   }
 
   podName(index: number): string | undefined {
@@ -705,7 +721,7 @@ export class Fleet {
     for (const operator of this.operators) {
       if (operator.paused || !apiUp) continue;
       this.#elect(operator, now);
-      operator.refresh(this.rng);
+      operator.refresh(this.rng, now);
       if (operator.leadingSince !== undefined) operator.reconcile(now);
     }
     for (const [pod, sidecar] of this.sidecars) {
@@ -747,10 +763,11 @@ export class Fleet {
   /** Clients: open streams up to the pod's demand; streams end, now and then uncleanly. */
   #drive(pod: string, sidecar: SimSidecar, now: number, demand?: number): void {
     const churn = this.settings.churn ?? true;
+    const hangUp = this.settings.hangUpChance ?? 0.025;
     for (const id of [...sidecar.streams.keys()]) {
       const r = churn ? this.rng() : 1;
-      if (r < 0.02) sidecar.end(id, now, true);
-      else if (r < 0.025) sidecar.end(id, now, false);
+      if (r < hangUp * 0.8) sidecar.end(id, now, true);
+      else if (r < hangUp) sidecar.end(id, now, false);
     }
     // Clients of draining and deselected pods keep trying: only the grant stops them.
     const want = demand ?? this.demand.get(pod) ?? 0;

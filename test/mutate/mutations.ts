@@ -1,0 +1,127 @@
+/**
+ * The safety rules of the lease protocol and the relay, each as the exact code that
+ * enforces it and what is left when it is removed. `npm run mutate` applies them one at
+ * a time to a copy of the source; the shipped code has no switches for them.
+ */
+export interface Mutation {
+  rule: string;
+  /** What the mutant lacks, in words. */
+  removed: string;
+  file: string;
+  find: string;
+  replace: string;
+  /** The tests that must notice (default: the allocation loop's property tests). */
+  tests?: string[];
+}
+
+const closeHandshake = ['test/sidecar/close-handshake.test.ts'];
+
+export const mutations: Mutation[] = [
+  {
+    rule: 'clamp',
+    removed: 'a raise is not clamped to what the reservations leave free',
+    file: 'operator/allocate.ts',
+    find: 'const grant = Math.min(targets.get(m.name) as number, free + held);',
+    replace: 'const grant = targets.get(m.name) as number;',
+  },
+  {
+    rule: 'session clamp',
+    removed: 'a session-rate raise is not clamped to what the session reservations leave free',
+    file: 'operator/allocate.ts',
+    find: 'const want = Math.min(shares[i] as number, free + held);',
+    replace: 'const want = shares[i] as number;',
+  },
+  {
+    rule: 'unacknowledged reservation',
+    removed: 'an unacknowledged grant reserves only what was acknowledged',
+    file: 'operator/allocate.ts',
+    find: 'if (!acked) return Math.max(spec, enforced, member.inUse);',
+    replace: '',
+  },
+  {
+    rule: 'one unacknowledged epoch',
+    removed: 'a new grant is written over one not yet acknowledged',
+    file: 'operator/allocate.ts',
+    find: 'return !member.hasLease || member.ack?.epoch === member.epoch;',
+    replace: 'return true;',
+  },
+  {
+    rule: 'pending writes',
+    removed: 'a grant just written does not count until the cache shows it',
+    file: 'operator/lease-book.ts',
+    find: 'record.pending = { epoch, grant };',
+    replace: '',
+  },
+  {
+    rule: 'leadership grace',
+    removed: 'a new leader raises at once',
+    file: 'operator/plan-budget.ts',
+    find: 'state.leadership.mayRaise(timings.leaseDurationMs)',
+    replace: 'state.leadership.mayRaise(0)',
+  },
+  {
+    rule: 'gone hold',
+    removed: "a vanished pod's slots are freed at once",
+    file: 'operator/lease-book.ts',
+    find: 'if (now - record.goneAt >= hold) names.push(name);',
+    replace: 'names.push(name);',
+  },
+  {
+    rule: 'stale-gone hold',
+    removed: 'a pod that vanished while stale is held no longer than any other',
+    file: 'operator/lease-book.ts',
+    find: 'const hold = this.timings.releaseDelayMs + (record.goneStale ? this.timings.staleGoneHoldMs : 0);',
+    replace: 'const hold = this.timings.releaseDelayMs;',
+  },
+  {
+    rule: 'restart hold',
+    removed: 'a restarted sidecar holds nothing of what its last run had open',
+    file: 'sidecar/lease-sync.ts',
+    find: 'gate.holdStale(held, now);',
+    replace: '',
+  },
+  {
+    rule: 'restart session hold',
+    removed: 'a restarted sidecar starts with a full session burst',
+    file: 'sidecar/lease-sync.ts',
+    find: 'gate.holdSessions(now);',
+    replace: '',
+  },
+  {
+    rule: 'fence',
+    removed: 'a sidecar that cannot write its status keeps admitting',
+    file: 'sidecar/lease-sync.ts',
+    find: 'return this.#lastSentAt === undefined || now - this.#lastSentAt >= this.fenceAfterMs;',
+    replace: 'return false;',
+  },
+  {
+    rule: 'fence margin',
+    removed: 'the sidecar fences a margin after the lease duration instead of before',
+    file: 'crds/api/lease-protocol.ts',
+    find: 'const fenceAfterMs = Math.floor(leaseDurationMs - margin);',
+    replace: 'const fenceAfterMs = Math.floor(leaseDurationMs + margin);',
+  },
+  {
+    rule: 'release margin',
+    removed: 'holds of unclean ends end exactly at the release delay',
+    file: 'crds/api/lease-protocol.ts',
+    find: 'export const releaseMarginMs = 2000;',
+    replace: 'export const releaseMarginMs = 0;',
+  },
+  {
+    rule: 'close answer',
+    removed: "the sidecar leaves the upstream's close for the client to answer",
+    file: 'sidecar/relay.ts',
+    find: 'this.#sendToUpstream(this.#closeAnswer);',
+    replace: '',
+    tests: closeHandshake,
+  },
+  {
+    rule: 'clean only when complete',
+    removed: 'an upstream close counts as a clean end even when it was never answered',
+    file: 'sidecar/relay.ts',
+    find: 'clean: this.#upstreamCloseReceived && this.#closeFrameWrittenUpstream,',
+    replace: 'clean: this.#upstreamCloseReceived,',
+    tests: closeHandshake,
+  },
+];
