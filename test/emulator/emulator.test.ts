@@ -414,12 +414,41 @@ describe('records', () => {
     assert.equal(reset.projects.p?.accepted, 0);
     open.ws.close();
   });
+
+  test('keep a ledger: each acceptance with its request id and tags, each end with how long its slot counts', async () => {
+    const e = await emulator({ releaseDelaySeconds: 10 });
+    const clean = await openStream(`${e.url}${flux}&tag=pod-a&tag=clean`, auth);
+    const vanished = await openStream(`${e.url}${flux}`, auth);
+    clean.ws.close();
+    await clean.closed;
+    await waitFor('the clean end to be counted', () => stats(e).open === 1);
+    vanished.ws.terminate();
+    await waitFor('the unclean end to be counted', () => stats(e).open === 0);
+    // Times are the emulator's own; what a slot counts for is exact.
+    const book = e
+      .ledger('p')
+      .map((entry) =>
+        entry.kind === 'accepted'
+          ? { kind: entry.kind, requestId: entry.requestId, tags: entry.tags, inUse: entry.inUse }
+          : { kind: entry.kind, clean: entry.clean, countedForMs: entry.countedUntil - entry.at, inUse: entry.inUse },
+      );
+    assert.deepEqual(book, [
+      { kind: 'accepted', requestId: clean.headers['dg-request-id'], tags: ['pod-a', 'clean'], inUse: 1 },
+      { kind: 'accepted', requestId: vanished.headers['dg-request-id'], tags: [], inUse: 2 },
+      { kind: 'ended', clean: true, countedForMs: 0, inUse: 1 },
+      { kind: 'ended', clean: false, countedForMs: 10_000, inUse: 1 },
+    ]);
+    assert.throws(() => e.ledger('nope'), /no project nope/);
+  });
 });
 
 describe('faults', () => {
   test('delay the handshake', async () => {
     const e = await emulator({}, { faults: [{ action: { type: 'latency', ms: 2000 } }] });
     await assert.rejects(openStream(`${e.url}${flux}`, { ...auth, handshakeTimeoutMs: 200 }), /timed out/i);
+    assert.equal(e.handshakesInProgress, 1, 'the emulator still holds the handshake the client gave up on');
+    await waitFor('the delay to run out', () => e.handshakesInProgress === 0);
+    assert.equal(stats(e).accepted, 0, 'a client that left during the delay is not counted');
   });
 
   test('refuse connections and answer with 5xx', async () => {
