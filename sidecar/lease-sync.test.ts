@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { leaseTimings, type StreamBudget, selects } from '../crds/api/index.js';
+import { leaseTimings, type StreamBudget } from '../crds/api/index.js';
 import { FakeClock } from '../test/support/fake-clock.js';
 import { BudgetGate } from './admission.js';
 import {
@@ -19,40 +19,6 @@ import {
 const timings = leaseTimings({
   spec: { allocation: { leaseDurationSeconds: 3, strategy: 'Demand', minPerPod: 1 } },
 } as Pick<StreamBudget, 'spec'>);
-
-describe('pod selectors (shared with the operator)', () => {
-  const labels = { app: 'voicebot', tier: 'web' };
-
-  test('matchLabels needs every pair', () => {
-    assert.equal(selects({ matchLabels: { app: 'voicebot' } }, labels), true);
-    assert.equal(selects({ matchLabels: { app: 'voicebot', tier: 'db' } }, labels), false);
-    assert.equal(selects({ matchLabels: { zone: 'a' } }, labels), false);
-  });
-
-  test('expressions read as Kubernetes reads them', () => {
-    const expr = (operator: 'In' | 'NotIn' | 'Exists' | 'DoesNotExist', key: string, values?: string[]) =>
-      selects({ matchExpressions: [{ key, operator, values }] }, labels);
-    assert.equal(expr('In', 'tier', ['web', 'api']), true);
-    assert.equal(expr('In', 'tier', ['api']), false);
-    assert.equal(expr('In', 'zone', ['a']), false);
-    assert.equal(expr('NotIn', 'tier', ['api']), true);
-    assert.equal(expr('NotIn', 'tier', ['web']), false);
-    assert.equal(expr('NotIn', 'zone', ['a']), true, 'NotIn holds for a pod without the key');
-    assert.equal(expr('Exists', 'app'), true);
-    assert.equal(expr('Exists', 'zone'), false);
-    assert.equal(expr('DoesNotExist', 'zone'), true);
-    assert.equal(expr('DoesNotExist', 'app'), false);
-  });
-
-  test('labels and expressions must all hold', () => {
-    const selector = {
-      matchLabels: { app: 'voicebot' },
-      matchExpressions: [{ key: 'tier', operator: 'In' as const, values: ['db'] }],
-    };
-    assert.equal(selects(selector, labels), false);
-    assert.equal(selects(selector, { ...labels, tier: 'db' }), true);
-  });
-});
 
 describe('demand', () => {
   test('rises at once and falls only after the window', () => {

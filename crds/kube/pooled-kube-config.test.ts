@@ -1,95 +1,106 @@
+/**
+ * Which agent each request gets, without sending any: one kept-alive agent per set of TLS
+ * credentials, shared by generated clients and plain requests, credentials applied per
+ * request. That the agents keep their connections to a real API server is shown in
+ * test/cluster/api-connections.test.ts.
+ */
 import assert from 'node:assert/strict';
-import { once } from 'node:events';
-import { createServer, type IncomingMessage, type RequestOptions, request, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { after, before, beforeEach, describe, test } from 'node:test';
-import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
+import type { OutgoingHttpHeaders } from 'node:http';
+import { Agent as HttpsAgent, type RequestOptions } from 'node:https';
+import { describe, test } from 'node:test';
+import { HttpMethod, KubeConfig, RequestContext } from '@kubernetes/client-node';
 import { PooledKubeConfig } from './pooled-kube-config.js';
 
-/** An API server stand-in that counts connections and remembers each request's credentials. */
-let server: Server;
-let connections = 0;
-let requests: IncomingMessage[] = [];
+const server = 'https://127.0.0.1:6443';
 
-function kubeConfigFor(token: string): KubeConfig {
+function kubeConfig(user: { token?: string; certData?: string; keyData?: string }): KubeConfig {
   const config = new KubeConfig();
   config.loadFromOptions({
-    // Plain HTTP to a loopback stand-in: the library wants that said out loud.
-    clusters: [
-      { name: 'local', server: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, skipTLSVerify: true },
-    ],
-    users: [{ name: 'sidecar', token }],
-    contexts: [{ name: 'local', cluster: 'local', user: 'sidecar' }],
+    clusters: [{ name: 'local', server, skipTLSVerify: false }],
+    users: [{ name: 'user', ...user }],
+    contexts: [{ name: 'local', cluster: 'local', user: 'user' }],
     currentContext: 'local',
   });
   return config;
 }
 
+/** What a plain request made with the config carries: its agent and headers. */
+async function plainRequest(
+  config: KubeConfig,
+): Promise<{ agent: RequestOptions['agent']; headers: OutgoingHttpHeaders }> {
+  const options: RequestOptions & { headers: OutgoingHttpHeaders } = { headers: {} };
+  await config.applyToHTTPSOptions(options);
+  return { agent: options.agent, headers: options.headers };
+}
+
+/** What a generated client's request carries. */
+async function generatedRequest(config: KubeConfig): Promise<RequestContext> {
+  const context = new RequestContext(`${server}/api/v1/namespaces`, HttpMethod.GET);
+  await config.applySecurityAuthentication(context);
+  return context;
+}
+
+const base64 = (text: string) => Buffer.from(text).toString('base64');
+
 describe('PooledKubeConfig', () => {
-  before(async () => {
-    server = createServer((req, res) => {
-      requests.push(req);
-      res.setHeader('content-type', 'application/json');
-      res.end(JSON.stringify({ kind: 'NamespaceList', apiVersion: 'v1', metadata: {}, items: [] }));
-    });
-    server.on('connection', () => {
-      connections += 1;
-    });
-    server.listen(0, '127.0.0.1');
-    await once(server, 'listening');
-  });
-  after(() => server.close());
-  beforeEach(() => {
-    connections = 0;
-    requests = [];
+  test('the library alone gives every request an agent of its own', async () => {
+    const config = kubeConfig({ token: 't' });
+    const [first, second] = [await plainRequest(config), await plainRequest(config)];
+    assert.notEqual(first.agent, second.agent);
   });
 
-  test('the library alone opens a connection for every call', async () => {
-    const api = kubeConfigFor('t0').makeApiClient(CoreV1Api);
-    for (let i = 0; i < 3; i++) await api.listNamespace();
-    assert.equal(connections, 3);
-  });
-
-  test('generated clients reuse one connection and still send the credentials with every call', async () => {
-    const config = PooledKubeConfig.from(kubeConfigFor('t1'));
-    const api = config.makeApiClient(CoreV1Api);
-    for (let i = 0; i < 5; i++) await api.listNamespace();
-    assert.equal(connections, 1);
-    assert.equal(requests.length, 5);
-    for (const req of requests) assert.equal(req.headers.authorization, 'Bearer t1');
+  test('gives every request with the same credentials one kept-alive agent, generated clients and plain requests alike', async () => {
+    const config = PooledKubeConfig.from(kubeConfig({ token: 't' }));
+    const plain = await plainRequest(config);
+    assert.ok(plain.agent instanceof HttpsAgent);
+    assert.equal((plain.agent as HttpsAgent & { keepAlive?: boolean }).keepAlive, true);
+    assert.equal((await plainRequest(config)).agent, plain.agent);
+    assert.equal((await generatedRequest(config)).getAgent(), plain.agent);
     assert.equal(config.agentCount, 1);
     config.close();
   });
 
-  test('plain requests with the config (the informers lists) reuse the connection too', async () => {
-    const config = PooledKubeConfig.from(kubeConfigFor('t2'));
-    const api = config.makeApiClient(CoreV1Api);
-    await api.listNamespace();
-    const options: RequestOptions = { headers: {} };
-    await config.applyToHTTPSOptions(options);
-    const url = `${config.getCurrentCluster()?.server}/api/v1/namespaces`;
-    await new Promise<void>((resolve, reject) => {
-      request(url, options, (res) => res.resume().on('end', resolve))
-        .on('error', reject)
-        .end();
-    });
-    assert.equal(connections, 1);
-    assert.equal(requests.at(-1)?.headers.authorization, 'Bearer t2');
+  test('applies the credentials to every request: a new token goes out on the kept agent', async () => {
+    const config = PooledKubeConfig.from(kubeConfig({ token: 'first' }));
+    const before = await plainRequest(config);
+    assert.equal(before.headers.Authorization, 'Bearer first');
+    (config.users[0] as { token: string }).token = 'second';
+    const after = await plainRequest(config);
+    assert.equal(after.headers.Authorization, 'Bearer second');
+    assert.equal((await generatedRequest(config)).getHeaders().Authorization, 'Bearer second');
+    assert.equal(after.agent, before.agent, 'a token is a header, not part of the connection');
     config.close();
   });
 
-  test('close() ends the kept connections; later calls open a new one', async () => {
-    const config = PooledKubeConfig.from(kubeConfigFor('t3'));
-    const api = config.makeApiClient(CoreV1Api);
-    await api.listNamespace();
+  test('gives other client certificates an agent of their own, and keeps at most four', async () => {
+    const config = PooledKubeConfig.from(kubeConfig({ certData: base64('cert-0'), keyData: base64('key-0') }));
+    const agents = [];
+    for (let i = 0; i < 6; i++) {
+      Object.assign(config.users[0] as object, { certData: base64(`cert-${i}`), keyData: base64(`key-${i}`) });
+      agents.push((await plainRequest(config)).agent);
+    }
+    assert.equal(new Set(agents).size, 6, 'rotated certificates never share a connection');
+    assert.equal(config.agentCount, 4);
+    Object.assign(config.users[0] as object, { certData: base64('cert-5'), keyData: base64('key-5') });
+    assert.equal((await plainRequest(config)).agent, agents[5], 'the newest are kept');
+    Object.assign(config.users[0] as object, { certData: base64('cert-0'), keyData: base64('key-0') });
+    assert.notEqual((await plainRequest(config)).agent, agents[0], 'the oldest was let go');
     config.close();
-    await api.listNamespace();
-    assert.equal(connections, 2);
+  });
+
+  test('close() lets the kept agents go; later requests get a new one', async () => {
+    const config = PooledKubeConfig.from(kubeConfig({ token: 't' }));
+    const before = (await plainRequest(config)).agent;
+    config.close();
+    assert.equal(config.agentCount, 0);
+    const after = (await plainRequest(config)).agent;
+    assert.notEqual(after, before);
+    assert.equal(config.agentCount, 1);
     config.close();
   });
 
   test('a pooled config is not wrapped twice', () => {
-    const config = PooledKubeConfig.from(kubeConfigFor('t4'));
+    const config = PooledKubeConfig.from(kubeConfig({ token: 't' }));
     assert.equal(PooledKubeConfig.from(config), config);
   });
 });

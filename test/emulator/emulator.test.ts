@@ -9,7 +9,7 @@ import { after, describe, test } from 'node:test';
 import { openStream, refusedHandshake, sendAudio } from '../support/stream-client.js';
 import { waitFor } from '../support/wait.js';
 import { EmulatorConfigError, readEmulatorConfig } from './config.js';
-import { Emulator, type ProjectStats } from './server.js';
+import { Emulator, type EmulatorOptions, type ProjectStats } from './server.js';
 
 const flux = '/v2/listen?model=flux-general-en&encoding=linear16&sample_rate=16000';
 const nova = '/v1/listen?model=nova-3&encoding=linear16&sample_rate=16000';
@@ -18,12 +18,19 @@ const auth = { headers: { authorization: 'Token key-a' } };
 const emulators: Emulator[] = [];
 after(() => Promise.all(emulators.map((e) => e.close())));
 
-async function emulator(project: Record<string, unknown> = {}, rest: Record<string, unknown> = {}): Promise<Emulator> {
-  const started = await Emulator.start({
-    projects: [{ id: 'p', keys: ['key-a'], maxConcurrentStreams: 10, releaseDelaySeconds: 0.3, ...project }],
-    flux: { turnSeconds: 1 },
-    ...rest,
-  });
+async function emulator(
+  project: Record<string, unknown> = {},
+  rest: Record<string, unknown> = {},
+  options: EmulatorOptions = {},
+): Promise<Emulator> {
+  const started = await Emulator.start(
+    {
+      projects: [{ id: 'p', keys: ['key-a'], maxConcurrentStreams: 10, releaseDelaySeconds: 0.3, ...project }],
+      flux: { turnSeconds: 1 },
+      ...rest,
+    },
+    options,
+  );
   emulators.push(started);
   return started;
 }
@@ -329,7 +336,9 @@ describe('limits', () => {
   });
 
   test('keeps counting a vanished client for the release delay, a clean close not at all', async () => {
-    const e = await emulator({ maxConcurrentStreams: 1, releaseDelaySeconds: 2 });
+    // The emulator's clock stands still unless the test moves it.
+    let now = 0;
+    const e = await emulator({ maxConcurrentStreams: 1, releaseDelaySeconds: 2 }, {}, { now: () => now });
     const clean = await openStream(`${e.url}${flux}`, auth);
     clean.ws.close();
     await clean.closed;
@@ -340,8 +349,10 @@ describe('limits', () => {
     await waitFor('the server to see the end', () => stats(e).open === 0);
     assert.equal(stats(e).stale, 1);
     assert.equal(stats(e).inUse, 1);
+    now += 1999;
     assert.equal((await refusedHandshake(`${e.url}${flux}`, auth)).status, 429, 'the stale slot still counts');
-    await waitFor('the stale slot to be released', () => stats(e).inUse === 0, { timeoutMs: 5000 });
+    now += 1;
+    assert.equal(stats(e).inUse, 0, 'released once the delay has passed');
     const after = await openStream(`${e.url}${flux}`, auth);
     after.ws.close();
     assert.equal(stats(e).uncleanEnds, 1);
@@ -365,16 +376,23 @@ describe('limits', () => {
   });
 
   test('observing mode admits everything and records the exact peak and every moment above the limit', async () => {
-    const e = await emulator({ maxConcurrentStreams: 2, enforce: false, newSessions: { perMinute: 3 } });
+    let now = 0;
+    const e = await emulator(
+      { maxConcurrentStreams: 2, enforce: false, newSessions: { perMinute: 3 } },
+      {},
+      { now: () => now },
+    );
     const streams = [];
     for (let i = 0; i < 4; i++) streams.push(await openStream(`${e.url}${flux}`, auth));
+    // Above the limit from the third acceptance until the closes bring the count back to 2.
+    now += 500;
     for (const s of streams) s.ws.close();
     await Promise.all(streams.map((s) => s.closed));
     await waitFor('every end to be counted', () => stats(e).open === 0);
     const observed = stats(e);
     assert.equal(observed.peak, 4);
     assert.equal(observed.overLimitMoments, 2);
-    assert.ok(observed.overLimitMs > 0);
+    assert.equal(observed.overLimitMs, 500);
     assert.equal(observed.sessionRateExceeded, 1);
     assert.deepEqual(observed.rejected, {});
     assert.equal(observed.inUse, 0);
@@ -414,12 +432,41 @@ describe('records', () => {
     assert.equal(reset.projects.p?.accepted, 0);
     open.ws.close();
   });
+
+  test('keep a ledger: each acceptance with its request id and tags, each end with how long its slot counts', async () => {
+    const e = await emulator({ releaseDelaySeconds: 10 });
+    const clean = await openStream(`${e.url}${flux}&tag=pod-a&tag=clean`, auth);
+    const vanished = await openStream(`${e.url}${flux}`, auth);
+    clean.ws.close();
+    await clean.closed;
+    await waitFor('the clean end to be counted', () => stats(e).open === 1);
+    vanished.ws.terminate();
+    await waitFor('the unclean end to be counted', () => stats(e).open === 0);
+    // Times are the emulator's own; what a slot counts for is exact.
+    const book = e
+      .ledger('p')
+      .map((entry) =>
+        entry.kind === 'accepted'
+          ? { kind: entry.kind, requestId: entry.requestId, tags: entry.tags, inUse: entry.inUse }
+          : { kind: entry.kind, clean: entry.clean, countedForMs: entry.countedUntil - entry.at, inUse: entry.inUse },
+      );
+    assert.deepEqual(book, [
+      { kind: 'accepted', requestId: clean.headers['dg-request-id'], tags: ['pod-a', 'clean'], inUse: 1 },
+      { kind: 'accepted', requestId: vanished.headers['dg-request-id'], tags: [], inUse: 2 },
+      { kind: 'ended', clean: true, countedForMs: 0, inUse: 1 },
+      { kind: 'ended', clean: false, countedForMs: 10_000, inUse: 1 },
+    ]);
+    assert.throws(() => e.ledger('nope'), /no project nope/);
+  });
 });
 
 describe('faults', () => {
   test('delay the handshake', async () => {
     const e = await emulator({}, { faults: [{ action: { type: 'latency', ms: 2000 } }] });
     await assert.rejects(openStream(`${e.url}${flux}`, { ...auth, handshakeTimeoutMs: 200 }), /timed out/i);
+    assert.equal(e.handshakesInProgress, 1, 'the emulator still holds the handshake the client gave up on');
+    await waitFor('the delay to run out', () => e.handshakesInProgress === 0);
+    assert.equal(stats(e).accepted, 0, 'a client that left during the delay is not counted');
   });
 
   test('refuse connections and answer with 5xx', async () => {
@@ -471,14 +518,24 @@ describe('faults', () => {
       },
     );
     const streams = await Promise.all(Array.from({ length: 20 }, () => openStream(`${e.url}${flux}`, auth)));
+    // A hit stream is closed as it opens, before it can answer anything; a spared one answers
+    // audio with a TurnInfo. Whichever comes first tells them apart.
     const hit = [];
     for (const stream of streams) {
-      const ended = await Promise.race([stream.closed, new Promise((r) => setTimeout(() => r(undefined), 200))]);
-      if (ended) {
-        assert.deepEqual(ended, { code: 1011, reason: 'injected' });
-        hit.push(stream);
-      } else {
+      sendAudio(stream.ws, 0.25);
+      const outcome = await Promise.race([
+        stream.closed,
+        stream.received(2).then(
+          () => 'answered' as const,
+          () => 'closed first' as const,
+        ),
+      ]);
+      if (outcome === 'answered') {
+        assert.equal(stream.messages[1]?.type, 'TurnInfo');
         stream.ws.close();
+      } else {
+        assert.deepEqual(await stream.closed, { code: 1011, reason: 'injected' });
+        hit.push(stream);
       }
     }
     assert.ok(hit.length > 0 && hit.length < 20, `${hit.length} of 20 hit`);

@@ -1,8 +1,8 @@
 /**
  * The referee's books for one project: streams open, slots still counted after
- * unclean ends, the exact peak, every moment above the limit, and handshakes by
- * outcome. Updated on every open and close, never sampled. Pure: the caller
- * supplies the time.
+ * unclean ends, the exact peak, every moment above the limit, handshakes by outcome,
+ * and an entry for every acceptance and end. Updated on every open and close, never
+ * sampled. Pure: the caller supplies the time.
  */
 
 /** Why the emulator refused a handshake (or closed a stream right after it). */
@@ -36,6 +36,31 @@ export interface LedgerSnapshot {
   uncleanEnds: number;
 }
 
+/** Who a stream is, as the ledger records its acceptance. */
+export interface StreamIdentity {
+  requestId: string;
+  /** The stream's `tag` query parameters. */
+  tags: readonly string[];
+}
+
+/**
+ * One acceptance or end, on the emulator's clock, with what the provider counted right
+ * after it. An end carries no stream: the provider counts slots, not streams.
+ */
+export type LedgerEntry =
+  | ({ at: number; kind: 'accepted'; inUse: number } & StreamIdentity)
+  | {
+      at: number;
+      kind: 'ended';
+      clean: boolean;
+      /** Until when the slot still counts: `at` for a clean end, `at` + the release delay otherwise. */
+      countedUntil: number;
+      inUse: number;
+    };
+
+/** Entries kept at most; the oldest are dropped (and counted) so a long run stays bounded. */
+const maxEntries = 50_000;
+
 export class ProjectLedger {
   readonly limit: number;
   readonly enforce: boolean;
@@ -50,6 +75,8 @@ export class ProjectLedger {
   #accepted = 0;
   #rejected: Partial<Record<RejectReason, number>> = {};
   #uncleanEnds = 0;
+  #entries: LedgerEntry[] = [];
+  #droppedEntries = 0;
 
   constructor(options: { limit: number; enforce: boolean; releaseDelayMs: number }) {
     this.limit = options.limit;
@@ -69,7 +96,7 @@ export class ProjectLedger {
   }
 
   /** Counts a stream that was accepted. */
-  opened(now: number): void {
+  opened(now: number, stream: StreamIdentity = { requestId: '', tags: [] }): void {
     this.#expire(now);
     this.#open += 1;
     this.#accepted += 1;
@@ -79,17 +106,30 @@ export class ProjectLedger {
       this.#overLimitMoments += 1;
       this.#overLimitSince ??= now;
     }
+    this.#record({ at: now, kind: 'accepted', requestId: stream.requestId, tags: [...stream.tags], inUse });
   }
 
   /** Counts the end of a stream: a clean end frees its slot, an unclean one later. */
   closed(now: number, clean: boolean): void {
     this.#expire(now);
     this.#open -= 1;
+    const countedUntil = clean ? now : now + this.#releaseDelayMs;
     if (!clean) {
       this.#uncleanEnds += 1;
-      this.#staleUntil.push(now + this.#releaseDelayMs);
+      this.#staleUntil.push(countedUntil);
     }
     this.#noteBelowLimit(now);
+    this.#record({ at: now, kind: 'ended', clean, countedUntil, inUse: this.#open + this.#staleUntil.length });
+  }
+
+  /** Every acceptance and end since the last reset, oldest first (at most the last 50,000). */
+  entries(): LedgerEntry[] {
+    return [...this.#entries];
+  }
+
+  /** Entries dropped since the last reset to keep the book bounded. */
+  get droppedEntries(): number {
+    return this.#droppedEntries;
   }
 
   rejected(reason: RejectReason): void {
@@ -124,6 +164,18 @@ export class ProjectLedger {
     this.#accepted = 0;
     this.#rejected = {};
     this.#uncleanEnds = 0;
+    this.#entries = [];
+    this.#droppedEntries = 0;
+  }
+
+  #record(entry: LedgerEntry): void {
+    this.#entries.push(entry);
+    if (this.#entries.length > maxEntries) {
+      // A tenth at a time, so a full book does not copy itself on every entry.
+      const dropped = this.#entries.length - maxEntries * 0.9;
+      this.#entries.splice(0, dropped);
+      this.#droppedEntries += dropped;
+    }
   }
 
   #expire(now: number): void {

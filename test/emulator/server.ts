@@ -19,7 +19,7 @@ import {
   type StreamFacts,
   type StreamFault,
 } from './faults.js';
-import { type LedgerSnapshot, ProjectLedger, type RejectReason } from './ledger.js';
+import { type LedgerEntry, type LedgerSnapshot, ProjectLedger, type RejectReason } from './ledger.js';
 import { EmulatorMetrics } from './metrics.js';
 import { SessionLimit } from './session-limit.js';
 import { FluxSession, NovaSession, type StreamSession } from './sessions.js';
@@ -262,6 +262,23 @@ export class Emulator {
     this.#unattributed = {};
   }
 
+  /**
+   * A project's acceptances and ends since the last reset, on the emulator's clock: what
+   * tests prove orderings from ("accepted only once the upstream had released those slots").
+   * Refuses when the book has dropped old entries: an ordering proved from part of it proves nothing.
+   */
+  ledger(project: string): LedgerEntry[] {
+    const ledger = this.#projects.get(project)?.ledger;
+    if (!ledger) throw new Error(`The emulator has no project ${project}`);
+    if (ledger.droppedEntries > 0) throw new Error(`The ledger of ${project} dropped ${ledger.droppedEntries} entries`);
+    return ledger.entries();
+  }
+
+  /** Handshakes still being answered (held by a latency fault, say); 0 once each has been settled. */
+  get handshakesInProgress(): number {
+    return this.#handshaking.size;
+  }
+
   /** Open streams, for tests and the /streams endpoint. */
   streams(): {
     requestId: string;
@@ -413,7 +430,7 @@ export class Emulator {
     const streamFaults = hits.filter((f): f is StreamFault => !isHandshakeFault(f));
     // Counted only once ws has completed the upgrade, so a handshake it drops is never counted.
     this.#wss.handleUpgrade(req, socket, head, (ws) => {
-      project.ledger.opened(now);
+      project.ledger.opened(now, { requestId, tags: facts.tag });
       project.sessions?.record(now);
       this.metrics.handshake(project.config.id, 'accepted', '');
       this.#open(ws, project, facts, rate.bytesPerSecond, url, streamFaults);

@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { ProjectLedger } from './ledger.js';
 import { SessionLimit } from './session-limit.js';
 
 const autoscale = {
@@ -40,29 +39,5 @@ describe('SessionLimit', () => {
     for (let i = 0; i < 60; i++) limit.record(1000 + i);
     assert.equal(limit.limit(60_000), 100, '60 % is between 50 % and 70 %');
     assert.equal(limit.limit(600_000), 100, 'idle for minutes: still the default');
-  });
-});
-
-describe('ProjectLedger', () => {
-  test('tracks the exact peak and each acceptance above the limit', () => {
-    const ledger = new ProjectLedger({ limit: 2, enforce: false, releaseDelayMs: 1000 });
-    for (let i = 0; i < 4; i++) ledger.opened(i);
-    ledger.closed(10, true);
-    ledger.closed(20, true);
-    const snapshot = ledger.snapshot(30);
-    assert.equal(snapshot.peak, 4);
-    assert.equal(snapshot.overLimitMoments, 2);
-    assert.equal(snapshot.overLimitMs, 18, 'from the third acceptance at 2 to the close at 20');
-    assert.equal(snapshot.inUse, 2);
-  });
-
-  test('holds a slot after an unclean end until the release delay has passed', () => {
-    const ledger = new ProjectLedger({ limit: 1, enforce: true, releaseDelayMs: 1000 });
-    ledger.opened(0);
-    ledger.closed(100, false);
-    assert.equal(ledger.hasRoom(1099), false);
-    assert.equal(ledger.inUse(1099), 1);
-    assert.equal(ledger.hasRoom(1100), true);
-    assert.equal(ledger.snapshot(1100).uncleanEnds, 1);
   });
 });

@@ -17,6 +17,7 @@ import {
   streamLeaseResource,
 } from '../../crds/api/index.js';
 import { applyRbac, serviceAccountKubeconfig, serviceAccountOf, shippedRbac } from '../cluster/service-accounts.js';
+import type { LedgerEntry } from '../emulator/ledger.js';
 import { Emulator } from '../emulator/server.js';
 import { loggedLine, type Script, startScript } from '../support/script.js';
 import { HandshakeRefused, type OpenedStream, openStream } from '../support/stream-client.js';
@@ -253,12 +254,15 @@ export class LocalFleet {
     return operator;
   }
 
-  /** Opens `count` streams through a pod's sidecar; refusals are returned, not thrown. */
+  /**
+   * Opens `count` streams through a pod's sidecar; refusals are returned, not thrown. Each
+   * stream is tagged with the pod's name, so the referee's ledger tells whose it is.
+   */
   async open(pod: string, count: number): Promise<Attempt[]> {
     const sidecar = this.pods.get(pod)?.sidecar;
     if (!sidecar) throw new Error(`No sidecar runs for ${pod}`);
     const attempts: Attempt[] = [];
-    for (let i = 0; i < count; i++) attempts.push(await attempt(sidecar.url));
+    for (let i = 0; i < count; i++) attempts.push(await attempt(sidecar.url, pod));
     return attempts;
   }
 
@@ -298,6 +302,11 @@ export class LocalFleet {
     );
   }
 
+  /** The referee's book: every acceptance (tagged with its pod) and every end, on its own clock. */
+  refereeLedger(): LedgerEntry[] {
+    return this.emulator.ledger('fleet');
+  }
+
   /** The referee's count: the exact peak and how often the fleet went over. */
   referee(): {
     inUse: number;
@@ -329,10 +338,11 @@ export class LocalFleet {
   }
 }
 
-/** Tries one handshake through a sidecar. */
-export async function attempt(sidecarUrl: string): Promise<Attempt> {
+/** Tries one handshake through a sidecar; a `tag` reaches the upstream as the stream's tag. */
+export async function attempt(sidecarUrl: string, tag?: string): Promise<Attempt> {
+  const target = tag === undefined ? fluxPath : `${fluxPath}&tag=${encodeURIComponent(tag)}`;
   try {
-    return { stream: await openStream(`${sidecarUrl}${fluxPath}`) };
+    return { stream: await openStream(`${sidecarUrl}${target}`) };
   } catch (error) {
     if (!(error instanceof HandshakeRefused)) throw error;
     const reason = error.refusal.headers['x-sluice-reason'];

@@ -28,7 +28,7 @@ describe('an API server outage', () => {
     fleet = await LocalFleet.create({ admin, namespace: 'outage', limit: 6 });
     await fleet.addPod('pod-a');
     await fleet.addPod('pod-b');
-    await fleet.startOperator();
+    const operator = await fleet.startOperator();
     const f = fleet;
     await f.acknowledgedLeases(2);
     // A new leader raises nothing for a lease duration: wait for the grants.
@@ -52,7 +52,10 @@ describe('an API server outage', () => {
         sendAudio(stream.ws, 0.5);
         await stream.received(before + 1);
       }
-      await new Promise((resolve) => setTimeout(resolve, 3000)); // an outage longer than the lease
+      // The outage lasts until every party has given up on its own clock: the sidecars have
+      // fenced (above) and the leader, unable to renew, has stepped down, so the fleet must
+      // come back through a new election and the grace a new leader keeps before raising.
+      await waitFor('the leader to step down', () => operator.script.output().includes('"msg":"Stopped leading"'));
     } finally {
       await plane.startApiServer();
     }

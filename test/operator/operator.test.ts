@@ -10,6 +10,7 @@ import { acknowledged, type StreamLease } from '../../crds/api/index.js';
 import { testCluster, testNamespace } from '../cluster/test-cluster.js';
 import { type FleetOptions, LocalFleet, opened } from '../fleet/local-fleet.js';
 import { closeAll, holdOpen } from '../fleet/streams.js';
+import { loggedLine } from '../support/script.js';
 import type { OpenedStream } from '../support/stream-client.js';
 import { waitFor } from '../support/wait.js';
 
@@ -114,14 +115,32 @@ describe('the operator under failure', () => {
 
     kill(a.sidecar?.script.child.pid, 'SIGKILL');
     await a.sidecar?.script.exited;
-    const restarted = Date.now();
-    await f.startSidecar(a);
+    const restarted = await f.startSidecar(a);
     // The upstream still counts the four streams; the restarted sidecar knows it.
+    const held = await loggedLine<{ slots: number }>(restarted.script, 'Held slots a previous run reported');
+    assert.ok(held.slots >= 4, `the restarted sidecar held ${held.slots} slots`);
     const early = await f.open('pod-a', 3);
-    if (Date.now() - restarted < 6000) {
-      assert.equal(opened(early).length, 0, 'nothing admitted over slots the upstream still counts');
-    }
     await holdOpen(f, 'pod-a', 3, opened(early));
+
+    // The referee's book, on its own clock: the kill left four unclean ends, and pod-a got
+    // nothing over them while they were counted, however soon or late it asked.
+    const book = f.refereeLedger();
+    const ends = book.filter((e) => e.kind === 'ended');
+    assert.deepEqual(
+      ends.map((e) => e.clean),
+      [false, false, false, false],
+      'the kill ended four streams without a close',
+    );
+    const releasedAt = Math.max(...ends.map((e) => e.countedUntil));
+    const killedAt = Math.min(...ends.map((e) => e.at));
+    const admitted = book.filter((e) => e.kind === 'accepted' && e.tags.includes('pod-a') && e.at > killedAt);
+    assert.equal(admitted.length, 3);
+    for (const e of admitted) {
+      assert.ok(
+        e.at >= releasedAt,
+        `pod-a got a stream ${releasedAt - e.at} ms before the upstream released its slots`,
+      );
+    }
     assert.equal(f.referee().overLimitMoments, 0);
     assert.ok(f.referee().peak <= 6);
   });
@@ -137,16 +156,34 @@ describe('the operator under failure', () => {
 
     kill(a.sidecar?.script.child.pid, 'SIGKILL');
     await f.core.deleteNamespacedPod({ name: 'pod-a', namespace: f.namespace, gracePeriodSeconds: 0 });
-    const deleted = Date.now();
     // The finalizer keeps the lease, and its reservation, until the slots are surely free.
     const held = await f.leases();
     assert.ok(held.some((l) => l.metadata.name === lease.metadata.name));
     const b: OpenedStream[] = [];
     await holdOpen(f, 'pod-b', 6, b);
-    assert.ok(Date.now() - deleted >= 5000, `pod-b had the capacity after ${Date.now() - deleted} ms`);
     await waitFor('the lease to go', async () =>
       (await f.leases()).some((l) => l.metadata.name === lease.metadata.name) ? undefined : true,
     );
+
+    // The lower bound of the hold, from the referee's book: the killed sidecar's six streams
+    // ended without a close, so the upstream counted them for the release delay, and pod-b
+    // was given none of that capacity before the last of them was released.
+    const book = f.refereeLedger();
+    const ends = book.filter((e) => e.kind === 'ended');
+    assert.deepEqual(
+      ends.map((e) => e.clean),
+      Array(6).fill(false),
+      'the kill ended six streams without a close',
+    );
+    const releasedAt = Math.max(...ends.map((e) => e.countedUntil));
+    const toB = book.filter((e) => e.kind === 'accepted' && e.tags.includes('pod-b'));
+    assert.equal(toB.length, 6);
+    for (const e of toB) {
+      assert.ok(
+        e.at >= releasedAt,
+        `pod-b got a stream ${releasedAt - e.at} ms before the upstream released pod-a's slots`,
+      );
+    }
     assert.equal(f.referee().overLimitMoments, 0);
     await closeAll(b);
   });

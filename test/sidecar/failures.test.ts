@@ -46,13 +46,15 @@ function accept(socket: Socket, request: string): void {
 
 describe('a misbehaving upstream', () => {
   test('that sends its close but never hangs up is cut after the close timeout, and its slot freed as clean', async () => {
+    let upstreamSocket: Socket | undefined;
     const upstream = await rawUpstream((socket, request) => {
       accept(socket, request);
-      setTimeout(() => socket.write(Buffer.from([0x88, 0x02, 0x03, 0xe8])), 100);
-      // ...and it never closes the connection, nor reads the answer.
+      upstreamSocket = socket;
     });
     const s = await setup({ spec: { upstream } });
     const stream = await openStream(`${s.url}${fluxPath}`, auth);
+    // Once the stream is relayed, the upstream's close; it never closes the connection, nor reads the answer.
+    upstreamSocket?.write(Buffer.from([0x88, 0x02, 0x03, 0xe8]));
     assert.equal((await stream.closed).code, 1000);
     await waitFor('the cut to free the slot', () => s.gate().open === 0, { timeoutMs: 10_000 });
     assert.equal(s.gate().stale, 0, 'the upstream had closed the stream: nothing stays held');
@@ -72,15 +74,17 @@ describe('a misbehaving upstream', () => {
   });
 
   test('that vanishes in the middle of a frame leaves the client cut, never fed half a frame', async () => {
+    let upstreamSocket: Socket | undefined;
     const upstream = await rawUpstream((socket, request) => {
       accept(socket, request);
-      // A text frame announcing 10 bytes, 4 of them sent, then the connection is gone.
-      setTimeout(() => socket.end(Buffer.from([0x81, 0x0a, 0x61, 0x62, 0x63, 0x64]), () => socket.destroy()), 100);
+      upstreamSocket = socket;
     });
     const s = await setup({ spec: { upstream } });
     const received: Buffer[] = [];
     const stream = await openStream(`${s.url}${fluxPath}`, auth);
     stream.ws.on('message', (data) => received.push(data as Buffer));
+    // Once the stream is relayed: a text frame announcing 10 bytes, 4 of them sent, then the connection is gone.
+    upstreamSocket?.end(Buffer.from([0x81, 0x0a, 0x61, 0x62, 0x63, 0x64]), () => upstreamSocket?.destroy());
     const closed = await stream.closed;
     assert.equal(closed.code, 1006, 'cut, not closed with a frame inside the unfinished one');
     assert.deepEqual(received, []);
@@ -117,13 +121,15 @@ describe('a client that leaves early', () => {
 
   test('a shutdown gives up dials in progress with a 503 and finishes promptly', async () => {
     const s = await setup({
-      emulatorConfig: { faults: [{ match: { tag: 'slow' }, action: { type: 'latency', ms: 5000 } }] },
+      // A close timeout longer than the upstream's delay: a shutdown that waited for the dial would outlast it.
+      env: { SLUICE_CLOSE_TIMEOUT_MS: '60000' },
+      emulatorConfig: { faults: [{ match: { tag: 'slow' }, action: { type: 'latency', ms: 10_000 } }] },
     });
-    const pending = refusedHandshake(`${s.url}${fluxPath}&tag=slow`, auth);
-    await waitFor('the dial to start', () => s.gate().open === 1);
-    const started = performance.now();
+    // A client as patient as the sidecar: only the shutdown can end its wait.
+    const pending = refusedHandshake(`${s.url}${fluxPath}&tag=slow`, { ...auth, handshakeTimeoutMs: 60_000 });
+    await waitFor('the dial to reach the upstream', () => s.emulator.handshakesInProgress === 1);
     await s.sidecar.shutdown();
-    assert.ok(performance.now() - started < 4000, 'the shutdown did not wait for the slow dial');
+    assert.equal(s.emulator.handshakesInProgress, 1, 'the shutdown finished while the upstream still held the dial');
     assert.equal((await pending).status, 503);
   });
 });
@@ -153,23 +159,23 @@ async function rawClient(port: number): Promise<Socket> {
   return socket;
 }
 
-/** Resolves once `read()` has given the same figure for `quietMs`: the side writing has stalled. */
-async function stalls(read: () => number, quietMs = 500): Promise<number> {
-  let last = -1;
-  await waitFor(
-    'the writer to stall',
-    async () => {
-      const now = read();
-      if (now !== last) {
-        last = now;
-        await new Promise((resolve) => setTimeout(resolve, quietMs));
-        return read() === now;
-      }
-      return true;
-    },
-    { timeoutMs: 15_000 },
-  );
-  return last;
+/**
+ * Resolves with what a writer has written once it is stuck: waiting for 'drain', and still
+ * waiting with nothing more written after round trips through the sidecar's event loop (its
+ * admin port answers on the same loop that reads the streams). A sidecar that kept reading
+ * the writer's side would have made room within them, and the writer would have drained; one
+ * that holds the reads back never does. Resolves too once the writer has written everything,
+ * so that the test's bound then fails. Counting the sidecar's turns instead of waiting for a
+ * quiet spell keeps a slow machine from passing for a stalled writer.
+ */
+async function stuck(writer: Socket, written: () => number, finished: () => boolean, admin: string): Promise<number> {
+  for (;;) {
+    await waitFor('the writer to wait for room', () => writer.writableNeedDrain || finished(), { timeoutMs: 15_000 });
+    if (finished()) return written();
+    const before = written();
+    for (let i = 0; i < 5; i++) await (await fetch(`${admin}/healthz`)).text();
+    if (writer.writableNeedDrain && written() === before) return before;
+  }
 }
 
 describe('backpressure', () => {
@@ -181,8 +187,10 @@ describe('backpressure', () => {
     const payload = Buffer.alloc(mib, 7);
     const header = Buffer.from([0x82, 127, 0, 0, 0, 0, 0, 0x10, 0, 0]); // binary, 1 MiB, unmasked
     let written = 0;
+    let upstreamSocket: Socket | undefined;
     const upstream = await rawUpstream((socket, request) => {
       accept(socket, request);
+      upstreamSocket = socket;
       const next = (sent: number) => {
         for (let i = sent; i < frames; i++) {
           written += header.length + payload.length;
@@ -219,8 +227,14 @@ describe('backpressure', () => {
         resolve();
       });
     });
-    const plateau = await stalls(() => written);
-    assert.ok(plateau < (frames * mib) / 2, `the upstream wrote ${plateau} bytes to a client that read none`);
+    const total = frames * (header.length + mib);
+    const plateau = await stuck(
+      upstreamSocket as Socket,
+      () => written,
+      () => written >= total,
+      s.admin,
+    );
+    assert.ok(plateau < total / 2, `the upstream wrote ${plateau} bytes to a client that read none`);
     client.resume();
     await new Promise((resolve) => client.once('end', resolve));
     // Every byte of every data frame, then the upstream's close; the sidecar's pings may sit between.
@@ -274,7 +288,12 @@ describe('backpressure', () => {
       }
     };
     next(0);
-    const plateau = await stalls(() => written);
+    const plateau = await stuck(
+      client,
+      () => written,
+      () => written >= frames * frame.length,
+      s.admin,
+    );
     assert.ok(
       plateau < (frames * frame.length) / 2,
       `the client got ${plateau} bytes out to an upstream that read none`,

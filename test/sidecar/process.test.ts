@@ -54,9 +54,13 @@ async function startProcess(env: Record<string, string>): Promise<{ script: Scri
   return { script, proxy: Number(line.proxy.split(':')[1]), admin: Number(line.admin.split(':')[1]) };
 }
 
-/** Sends raw bytes and collects everything until the server closes or `waitMs` passes. */
-function raw(port: number, bytes: string | Buffer, waitMs = 3000): Promise<Buffer> {
-  return new Promise((resolve) => {
+/**
+ * Sends raw bytes (and with `end`, closes the sending side after them) and collects
+ * everything until the server closes the connection. A server that keeps it open fails the
+ * case after 20 s: no case passes for lack of an answer.
+ */
+function raw(port: number, bytes: string | Buffer, options: { end?: boolean } = {}): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
     const socket = connect(port, '127.0.0.1');
     const chunks: Buffer[] = [];
     const done = () => {
@@ -64,11 +68,17 @@ function raw(port: number, bytes: string | Buffer, waitMs = 3000): Promise<Buffe
       socket.destroy();
       resolve(Buffer.concat(chunks));
     };
-    const timer = setTimeout(done, waitMs);
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(
+        new Error(`the server kept the connection open: ${Buffer.concat(chunks).toString('latin1').slice(0, 200)}`),
+      );
+    }, 20_000);
     socket.on('data', (chunk) => chunks.push(chunk));
     socket.on('close', done);
     socket.on('error', done);
-    socket.write(bytes);
+    if (options.end) socket.end(bytes);
+    else socket.write(bytes);
   });
 }
 
@@ -148,7 +158,7 @@ describe('the running process', () => {
     const proxy = sidecar.proxy;
     const admin = sidecar.admin;
     const big = 'x'.repeat(100_000);
-    const cases: [string, number, string | Buffer, (r: Buffer) => boolean][] = [
+    const cases: [string, number, string | Buffer, (r: Buffer) => boolean, { end?: boolean }?][] = [
       ['plain GET', proxy, 'GET / HTTP/1.1\r\nHost: x\r\n\r\n', (r) => status(r) === 426],
       [
         'plain POST to a stream path',
@@ -215,24 +225,30 @@ describe('the running process', () => {
         Buffer.concat([Buffer.from(handshake()), Buffer.from([0x80, 0x80, 0, 0, 0, 0])]),
         (r) => closeCode(r) === 1002,
       ],
-      ['admin: an unknown path', admin, 'GET /nope HTTP/1.1\r\nHost: x\r\n\r\n', (r) => status(r) === 404],
+      [
+        'admin: an unknown path',
+        admin,
+        'GET /nope HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n',
+        (r) => status(r) === 404,
+      ],
       [
         'admin: POST /metrics',
         admin,
-        'POST /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n',
+        'POST /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n',
         (r) => status(r) === 404,
       ],
       ['admin: not HTTP', admin, 'hello\r\n\r\n', (r) => status(r) === 400],
       [
-        'admin: a body shorter than announced',
+        'admin: a body shorter than announced, then the client hangs up',
         admin,
         'POST /streams HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nab',
         (r) => status(r) === 0 || status(r) >= 400,
+        { end: true },
       ],
     ];
     assert.ok(cases.length >= 20);
-    for (const [what, port, bytes, expected] of cases) {
-      const response = await raw(port, bytes);
+    for (const [what, port, bytes, expected, options] of cases) {
+      const response = await raw(port, bytes, options);
       assert.ok(expected(response), `${what}: ${response.toString('latin1').slice(0, 200)}`);
     }
     // Still up, still serving.
