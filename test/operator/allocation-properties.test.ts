@@ -75,6 +75,24 @@ function settle(fleet: Fleet, ms: number): void {
   while (fleet.now < end) fleet.tick();
 }
 
+/** One operator and short streams, with every start counted against a per-minute budget. */
+function sessionFleet(perMinute: number, seed: number): Fleet {
+  return new Fleet(
+    {
+      limit: 40,
+      minPerPod: 1,
+      sessionsPerMinute: perMinute,
+      leaseDurationMs: 3000,
+      releaseDelayMs: 1000,
+      tickMs: 250,
+      hangUpChance: 0.5,
+      chaos: false,
+    },
+    seed,
+    1,
+  );
+}
+
 describe('the allocation loop', () => {
   it('never lets the streams open upstream pass the limit, whatever happens', () => {
     fc.assert(
@@ -290,20 +308,7 @@ describe('the allocation loop', () => {
         fc.integer(),
         fc.integer({ min: 0, max: 60 }),
         (perMinute, seed, wait) => {
-          const fleet = new Fleet(
-            {
-              limit: 40,
-              minPerPod: 1,
-              sessionsPerMinute: perMinute,
-              leaseDurationMs: 3000,
-              releaseDelayMs: 1000,
-              tickMs: 250,
-              hangUpChance: 0.5,
-              chaos: false,
-            },
-            seed,
-            1,
-          );
+          const fleet = sessionFleet(perMinute, seed);
           // One pod spends the whole per-minute budget, minute after minute.
           fleet.addPod(20);
           settle(fleet, 150_000 + wait * 1000);
@@ -323,20 +328,7 @@ describe('the allocation loop', () => {
         fc.integer(),
         fc.integer({ min: 1, max: 55 }),
         (perMinute, seed, after) => {
-          const fleet = new Fleet(
-            {
-              limit: 40,
-              minPerPod: 1,
-              sessionsPerMinute: perMinute,
-              leaseDurationMs: 3000,
-              releaseDelayMs: 1000,
-              tickMs: 250,
-              hangUpChance: 0.5,
-              chaos: false,
-            },
-            seed,
-            1,
-          );
+          const fleet = sessionFleet(perMinute, seed);
           const pod = fleet.addPod(20);
           while ((fleet.store.leases.values().next().value?.status?.grant?.newSessionsPerMinute ?? 0) === 0)
             fleet.tick();

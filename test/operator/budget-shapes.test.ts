@@ -5,31 +5,15 @@
  * start against the provider's sliding window.
  */
 import assert from 'node:assert/strict';
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { acknowledged } from '../../crds/api/index.js';
-import { testCluster, testNamespace } from '../cluster/test-cluster.js';
-import { type FleetOptions, LocalFleet, opened } from '../fleet/local-fleet.js';
+import { type LocalFleet, opened } from '../fleet/local-fleet.js';
 import { closeAll, holdOpen } from '../fleet/streams.js';
+import { testFleets } from '../fleet/test-fleets.js';
 import { waitFor } from '../support/wait.js';
 
-const fleets: LocalFleet[] = [];
-after(async () => {
-  for (const fleet of fleets) await fleet.stop();
-});
-
-async function fleet(options: Omit<FleetOptions, 'admin' | 'namespace'>): Promise<LocalFleet> {
-  for (const previous of fleets.splice(0)) await previous.stop();
-  const cluster = await testCluster();
-  const namespace = await testNamespace('shapes');
-  const created = await LocalFleet.create({
-    admin: cluster.kubeConfig(),
-    namespace,
-    ...options,
-    operatorEnv: { SLUICE_WATCH_NAMESPACE: namespace, ...options.operatorEnv },
-  });
-  fleets.push(created);
-  return created;
-}
+/** A fleet of its own for one test (tests here run one at a time). */
+const fleet = testFleets('shapes');
 
 /** Every lease acknowledged at an epoch past `epochs` (by lease name). */
 async function acknowledgedPast(f: LocalFleet, epochs: Map<string, number>): Promise<void> {

@@ -4,37 +4,20 @@
  * the limit as the upstream counts it, and kubectl shows the figures.
  */
 import assert from 'node:assert/strict';
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
 import { acknowledged, type StreamLease } from '../../crds/api/index.js';
-import { testCluster, testNamespace } from '../cluster/test-cluster.js';
-import { type FleetOptions, LocalFleet, opened } from '../fleet/local-fleet.js';
+import { testCluster } from '../cluster/test-cluster.js';
+import { type LocalFleet, opened } from '../fleet/local-fleet.js';
 import { closeAll, holdOpen } from '../fleet/streams.js';
+import { testFleets } from '../fleet/test-fleets.js';
 import { loggedLine } from '../support/script.js';
 import type { OpenedStream } from '../support/stream-client.js';
 import { waitFor } from '../support/wait.js';
 
 const setMerge = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
-const fleets: LocalFleet[] = [];
-after(async () => {
-  for (const fleet of fleets) await fleet.stop();
-});
-
-/** A fleet of its own for one test; the previous test's is stopped first (tests here run one at a time). */
-async function fleet(options: Omit<FleetOptions, 'admin' | 'namespace'>): Promise<LocalFleet> {
-  for (const previous of fleets.splice(0)) await previous.stop();
-  const cluster = await testCluster();
-  const namespace = await testNamespace('operator');
-  const created = await LocalFleet.create({
-    admin: cluster.kubeConfig(),
-    namespace,
-    ...options,
-    // Tests share the control plane: each fleet's operators mind their own namespace.
-    operatorEnv: { SLUICE_WATCH_NAMESPACE: namespace, ...options.operatorEnv },
-  });
-  fleets.push(created);
-  return created;
-}
+/** A fleet of its own for one test (tests here run one at a time). */
+const fleet = testFleets('operator');
 
 function grantOf(lease: StreamLease | undefined): number {
   return lease && acknowledged(lease) ? (lease.status?.grant?.concurrency ?? 0) : 0;

@@ -48,6 +48,17 @@ async function rawUpstream(): Promise<RawUpstream> {
   return upstream;
 }
 
+/** CloseStream, then half of an audio frame: the upstream's close finds the client mid-frame. */
+async function closedMidFrame() {
+  const upstream = await rawUpstream();
+  const s = await setup({ spec: { upstream: upstream.url } });
+  const client = await rawClient(s.sidecar.proxyPort);
+  const audio = clientFrame(0x2, Buffer.alloc(1000, 7));
+  client.socket.write(Buffer.concat([closeStream, audio.subarray(0, 20)]));
+  await waitFor('the upstream close to reach the client', () => holdsClose(client.received()));
+  return { upstream, s, client, audio };
+}
+
 describe('the close handshake with the upstream', () => {
   test('is completed by the sidecar when the client vanishes right after CloseStream', async () => {
     const upstream = await rawUpstream();
@@ -89,13 +100,7 @@ describe('the close handshake with the upstream', () => {
   });
 
   test('waits for the end of a frame the client is in the middle of, then answers', async () => {
-    const upstream = await rawUpstream();
-    const s = await setup({ spec: { upstream: upstream.url } });
-    const client = await rawClient(s.sidecar.proxyPort);
-    const audio = clientFrame(0x2, Buffer.alloc(1000, 7));
-    // CloseStream, then half of an audio frame: the upstream's close finds the client mid-frame.
-    client.socket.write(Buffer.concat([closeStream, audio.subarray(0, 20)]));
-    await waitFor('the upstream close to reach the client', () => holdsClose(client.received()));
+    const { upstream, s, client, audio } = await closedMidFrame();
     client.socket.write(audio.subarray(20));
     await waitFor('the stream to end upstream', () => upstream.streams[0]?.ended);
     assert.equal(upstream.streams[0]?.closeReceived, true, 'the close was answered after the frame');
@@ -105,12 +110,7 @@ describe('the close handshake with the upstream', () => {
   });
 
   test('cannot be completed by a client that vanishes mid-frame: the end is unclean and the slot held', async () => {
-    const upstream = await rawUpstream();
-    const s = await setup({ spec: { upstream: upstream.url } });
-    const client = await rawClient(s.sidecar.proxyPort);
-    const audio = clientFrame(0x2, Buffer.alloc(1000, 7));
-    client.socket.write(Buffer.concat([closeStream, audio.subarray(0, 20)]));
-    await waitFor('the upstream close to reach the client', () => holdsClose(client.received()));
+    const { upstream, s, client } = await closedMidFrame();
     client.socket.destroy();
     await waitFor('the stream to end upstream', () => upstream.streams[0]?.ended);
     assert.equal(upstream.unanswered().length, 1, 'a close frame cannot follow half a frame');
