@@ -108,6 +108,8 @@ class Store {
   budget: StreamBudget;
   readonly leases = new Map<string, StreamLease>();
   readonly pods = new Map<string, V1Pod>();
+  /** For each lease, the budget generation each of its epochs was computed under. */
+  readonly generations = new Map<string, Map<number, number>>();
   #version = 0;
 
   constructor(budget: StreamBudget) {
@@ -119,9 +121,10 @@ class Store {
     return object;
   }
 
-  create(body: StreamLease): boolean {
+  create(body: StreamLease, generation: number): boolean {
     const name = body.metadata.name as string;
     if (this.leases.has(name)) return false;
+    this.generations.set(name, new Map([[1, generation]]));
     this.leases.set(
       name,
       this.bump(structuredClone({ ...body, metadata: { ...body.metadata, uid: `lease-${this.#version}` } })),
@@ -130,9 +133,10 @@ class Store {
   }
 
   /** The JSON patch that tests /spec/epoch. */
-  grant(name: string, epoch: number, grant: Grant): boolean {
+  grant(name: string, epoch: number, grant: Grant, generation: number): boolean {
     const lease = this.leases.get(name);
     if (!lease || lease.spec.epoch !== epoch) return false;
+    this.generations.get(name)?.set(epoch + 1, generation);
     lease.spec = { ...lease.spec, grant: { ...grant }, epoch: epoch + 1 };
     this.bump(lease);
     return true;
@@ -498,7 +502,11 @@ class SimOperator {
 
   #perform(write: GrantWrite): boolean {
     const store = this.fleet.store;
-    const ok = write.kind === 'create' ? store.create(write.body) : store.grant(write.lease, write.epoch, write.grant);
+    const generation = this.budget?.metadata.generation ?? 0;
+    const ok =
+      write.kind === 'create'
+        ? store.create(write.body, generation)
+        : store.grant(write.lease, write.epoch, write.grant, generation);
     if (ok) this.fleet.grantWrites += 1;
     return ok;
   }
@@ -539,8 +547,11 @@ export class Fleet {
   rejections = 0;
   grantWrites = 0;
   chaos: boolean;
-  /** After a lowering, the old limit stays the measure until every lease acknowledged a later grant. */
-  lowering: { previous: number; epochs: Map<string, number> } | undefined;
+  /**
+   * After a lowering, the old limit stays the measure until every sidecar acknowledged a
+   * grant computed under the lowered budget.
+   */
+  lowering: { previous: number; generation: number } | undefined;
   readonly resumeAt = new Map<SimOperator, number>();
 
   constructor(settings: FleetSettings, seed: number, replicas = 2) {
@@ -676,13 +687,11 @@ export class Fleet {
       case 'lowerLimit': {
         const to = Math.max(1, Math.min(this.limit, event.to));
         if (to === this.limit) return;
-        this.lowering = {
-          previous: Math.max(this.limit, this.lowering?.previous ?? 0),
-          epochs: new Map([...store.leases].map(([name, lease]) => [name, lease.spec.epoch])),
-        };
+        const previous = Math.max(this.limitInForce(), this.lowering?.previous ?? 0);
         store.budget = structuredClone(store.budget);
         store.budget.spec.maxConcurrentStreams = to;
         store.budget.metadata.generation = (store.budget.metadata.generation ?? 1) + 1;
+        this.lowering = { previous, generation: store.budget.metadata.generation };
         return;
       }
     }
@@ -690,12 +699,16 @@ export class Fleet {
 
   /** The limit the fleet can be held to now: a lowered one once every pod has heard of it. */
   limitInForce(): number {
-    if (!this.lowering) return this.limit;
-    const heard = [...this.lowering.epochs].every(([name, epoch]) => {
-      const lease = this.store.leases.get(name);
-      return !lease || (lease.status?.observedEpoch ?? -1) > epoch;
+    const lowering = this.lowering;
+    if (!lowering) return this.limit;
+    const running = new Set([...this.sidecars.values(), ...this.zombies].map((s) => s.uid));
+    const heard = [...this.store.leases].every(([name, lease]) => {
+      if (!running.has(lease.spec.podUID)) return true;
+      const acked = lease.status?.observedEpoch ?? -1;
+      const epochs = [...(this.store.generations.get(name) ?? [])];
+      return epochs.some(([epoch, generation]) => generation >= lowering.generation && acked >= epoch);
     });
-    if (!heard) return this.lowering.previous;
+    if (!heard) return lowering.previous;
     this.lowering = undefined;
     return this.limit;
   }
