@@ -77,7 +77,7 @@ describe('allocate', () => {
       inUse: 2,
       demand: 9,
     });
-    const first = allocate(policy, [a, b], { mayRaise: true, mayRaiseSessions: true });
+    const first = allocate(policy, [a, b], { mayRaise: true });
     assert.ok((first.writes.get('a')?.concurrency ?? 8) < 8);
     assert.equal(first.writes.has('b'), false, 'no capacity is free until a acknowledges');
   });
@@ -89,14 +89,14 @@ describe('allocate', () => {
       ack: { epoch: 1, grant: { concurrency: 5 } },
       demand: 0,
     });
-    const result = allocate(policy, [a, member('b', { demand: 9 })], { mayRaise: true, mayRaiseSessions: true });
+    const result = allocate(policy, [a, member('b', { demand: 9 })], { mayRaise: true });
     assert.equal(result.writes.has('a'), false);
   });
 
   it('raises nothing while the leader may not, but still lowers', () => {
     const a = member('a', { spec: { concurrency: 8 }, ack: { epoch: 1, grant: { concurrency: 8 } }, demand: 0 });
     const b = member('b', { spec: { concurrency: 0 }, demand: 5 });
-    const result = allocate({ ...policy, limit: 20 }, [a, b], { mayRaise: false, mayRaiseSessions: false });
+    const result = allocate({ ...policy, limit: 20 }, [a, b], { mayRaise: false });
     assert.equal(result.writes.has('b'), false);
   });
 
@@ -108,17 +108,47 @@ describe('allocate', () => {
       demand: 8,
     });
     const b = member('b', { spec: { concurrency: 0 }, demand: 4 });
-    const result = allocate({ ...policy, limit: 5 }, [a, b], { mayRaise: true, mayRaiseSessions: true });
+    const result = allocate({ ...policy, limit: 5 }, [a, b], { mayRaise: true });
     assert.equal(result.overCommitted, true);
     assert.equal(result.writes.has('b'), false);
     assert.ok((result.writes.get('a')?.concurrency ?? 8) <= 5);
   });
 
-  it('splits the new-session budget so that rate and burst add up to it at most', () => {
-    const members = [member('a', { demand: 5 }), member('b', { demand: 1 }), member('c', { demand: 0 })];
-    const result = allocate({ ...policy, sessionsPerMinute: 100 }, members, { mayRaise: true, mayRaiseSessions: true });
-    let total = 0;
-    for (const grant of result.writes.values()) total += (grant.newSessionsPerMinute ?? 0) + (grant.burst ?? 0);
-    assert.ok(total <= 100 && total > 0, `sessions handed out: ${total}`);
+  it('splits the whole new-session budget by session demand, one at least for each pod', () => {
+    const members = [
+      member('a', { sessionDemand: 70 }),
+      member('b', { sessionDemand: 10 }),
+      member('c', { sessionDemand: 0 }),
+    ];
+    const result = allocate({ ...policy, sessionsPerMinute: 100 }, members, { mayRaise: true });
+    const shares = ['a', 'b', 'c'].map((n) => result.writes.get(n)?.newSessionsPerMinute ?? 0);
+    assert.equal(
+      shares.reduce((x, y) => x + y, 0),
+      100,
+    );
+    assert.ok((shares[0] as number) >= 70 && (shares[1] as number) >= 10 && (shares[2] as number) >= 1, `${shares}`);
+  });
+
+  it('hands on new-session capacity a pod gave up only as its starts leave its window', () => {
+    const sessions = { ...policy, sessionsPerMinute: 40 };
+    const cut = (held: number) =>
+      member('a', {
+        spec: { concurrency: 1, newSessionsPerMinute: 10 },
+        ack: { epoch: 1, grant: { concurrency: 1, newSessionsPerMinute: 10 } },
+        sessionsHeld: held,
+        sessionDemand: 0,
+      });
+    const busy = member('b', {
+      spec: { concurrency: 1, newSessionsPerMinute: 10 },
+      ack: { epoch: 1, grant: { concurrency: 1, newSessionsPerMinute: 10 } },
+      sessionDemand: 100,
+    });
+    // a acknowledged a cut from 30 to 10 but 30 of its starts are still in its window: nothing is free.
+    const full = allocate(sessions, [cut(30), busy], { mayRaise: true });
+    assert.equal(full.writes.get('b')?.newSessionsPerMinute ?? 10, 10);
+    assert.equal(full.sessionsWaiting, true);
+    // 12 have left: b gets them.
+    const drained = allocate(sessions, [cut(18), busy], { mayRaise: true });
+    assert.equal(drained.writes.get('b')?.newSessionsPerMinute, 22);
   });
 });

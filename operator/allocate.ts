@@ -8,9 +8,8 @@
 /** What a pod may use of one budget. */
 export interface Grant {
   concurrency: number;
-  /** Token-bucket rate per minute; absent when the budget has no new-session limit. */
+  /** New streams the pod may start in any 61 s; absent when the budget has no new-session limit. */
   newSessionsPerMinute?: number;
-  burst?: number;
 }
 
 export interface AllocationPolicy {
@@ -48,18 +47,15 @@ export interface Member {
   demand: number;
   /** No status change observed for the lease duration plus a margin. */
   stale: boolean;
-  /**
-   * New-session capacity (rate + burst per minute) the pod gave up less than 60 s ago and
-   * that stays reserved until then. Tracked by the caller.
-   */
-  sessionHold?: number;
+  /** Starts still inside the pod's new-session window, by its last report. */
+  sessionsHeld?: number;
+  /** New streams the pod wants per minute (smoothed). */
+  sessionDemand?: number;
 }
 
 export interface AllocationOptions {
   /** False while a new leader waits out a lease duration, or its renewal is late: only lowering then. */
   mayRaise: boolean;
-  /** False until any session-rate cut made before a takeover has surely left the 60 s window. */
-  mayRaiseSessions: boolean;
 }
 
 export interface Allocation {
@@ -73,6 +69,8 @@ export interface Allocation {
   allocated: number;
   /** Reservations exceed the limit (the limit was lowered below what is held). */
   overCommitted: boolean;
+  /** A pod's new-session share waits for starts of others to leave their windows. */
+  sessionsWaiting: boolean;
 }
 
 /** True when the lease's current epoch is acknowledged, so a new grant may be written. */
@@ -92,11 +90,15 @@ export function reservation(member: Member): number {
   return Math.max(enforced, member.inUse);
 }
 
-/** The new-session capacity (rate + burst) a pod holds, per minute. */
+/**
+ * The new-session capacity a pod holds: the most starts it may have inside the provider's
+ * window from now on. A pod starts only while its window holds less than its quota, so
+ * that is its quota (either grant's until it acknowledges one), or the starts it reported
+ * still inside its window when those are more: capacity it gave up frees as they leave.
+ */
 export function sessionReservation(member: Member): number {
-  const total = (g: Grant | undefined) => (g?.newSessionsPerMinute ?? 0) + (g?.burst ?? 0);
-  const spec = member.hasLease ? total(member.spec) : 0;
-  return Math.max(spec, total(member.ack?.grant), member.sessionHold ?? 0);
+  const spec = member.hasLease ? (member.spec.newSessionsPerMinute ?? 0) : 0;
+  return Math.max(spec, member.ack?.grant.newSessionsPerMinute ?? 0, member.sessionsHeld ?? 0);
 }
 
 /**
@@ -198,7 +200,7 @@ export function allocate(policy: AllocationPolicy, members: readonly Member[], o
   const starving = (m: Member) => m.demand >= current(m) && (targets.get(m.name) ?? 0) > current(m);
   const anyStarving = active.some((m) => writable(m) && starving(m));
 
-  const sessions = sessionPlan(policy, members, targets, options);
+  const sessions = sessionPlan(policy, members, options);
 
   // Lower first (draining pods to 0, active pods above their target). When the limit was
   // lowered below what is reserved, a pod keeps no more than fits beside everyone else's
@@ -240,7 +242,7 @@ export function allocate(policy: AllocationPolicy, members: readonly Member[], o
   }
   // Leases still to create get their first grant even when it is 0, so the sidecar has something to acknowledge.
   for (const m of active) {
-    if (!m.hasLease && !writes.has(m.name)) writes.set(m.name, withSessions(0, { rate: 0, burst: 0 }, policy));
+    if (!m.hasLease && !writes.has(m.name)) writes.set(m.name, withSessions(0, 0, policy));
   }
   for (const m of sessions.raiseOnly) {
     if (!writes.has(m.name) && m.hasLease) {
@@ -254,82 +256,90 @@ export function allocate(policy: AllocationPolicy, members: readonly Member[], o
     if (m.phase === 'gone') continue;
     allocated += writes.get(m.name)?.concurrency ?? current(m);
   }
-  return { writes, targets, reserved, allocated, overCommitted: reserved > policy.limit };
+  return {
+    writes,
+    targets,
+    reserved,
+    allocated,
+    overCommitted: reserved > policy.limit,
+    sessionsWaiting: sessions.waiting,
+  };
 }
 
-interface SessionGrant {
-  rate: number;
-  burst: number;
+function sessionsOf(m: Member): number {
+  return m.spec.newSessionsPerMinute ?? 0;
 }
 
-function sessionsOf(m: Member): SessionGrant {
-  return { rate: m.spec.newSessionsPerMinute ?? 0, burst: m.spec.burst ?? 0 };
-}
-
-function withSessions(concurrency: number, s: SessionGrant, policy: AllocationPolicy): Grant {
+function withSessions(concurrency: number, sessions: number, policy: AllocationPolicy): Grant {
   if (policy.sessionsPerMinute === undefined) return { concurrency };
-  return { concurrency, newSessionsPerMinute: s.rate, burst: s.burst };
-}
-
-/** A per-minute share split into a token bucket whose rate × 1 min + burst equals it. */
-export function bucketFor(perMinute: number): SessionGrant {
-  if (perMinute <= 0) return { rate: 0, burst: 0 };
-  const burst = Math.max(1, Math.floor(perMinute / 10));
-  return { rate: perMinute - burst, burst };
+  return { concurrency, newSessionsPerMinute: sessions };
 }
 
 /**
- * The new-session budget follows the concurrency targets: each active pod's share of the
- * per-minute budget is proportional to its target. Cuts are written at once; raises only
- * into what every pod's session reservation (including capacity given up less than 60 s
- * ago) leaves free.
+ * The new-session budget, split by demand like the concurrency (water-filled over each
+ * pod's recent rate of wanted starts, a floor of one each, the rest as headroom). Cuts
+ * are written at once; raises go only into what every pod's session reservation leaves
+ * free, so capacity a pod gave up is handed on as its starts leave its window.
  */
 function sessionPlan(
   policy: AllocationPolicy,
   members: readonly Member[],
-  targets: Map<string, number>,
   options: AllocationOptions,
-): { cuts: Map<string, SessionGrant>; raises: Map<string, SessionGrant>; raiseOnly: Member[] } {
-  const cuts = new Map<string, SessionGrant>();
-  const raises = new Map<string, SessionGrant>();
+): { cuts: Map<string, number>; raises: Map<string, number>; raiseOnly: Member[]; waiting: boolean } {
+  const cuts = new Map<string, number>();
+  const raises = new Map<string, number>();
   const raiseOnly: Member[] = [];
   const perMinute = policy.sessionsPerMinute;
-  if (perMinute === undefined) return { cuts, raises, raiseOnly };
-  const active = members.filter((m) => targets.has(m.name));
-  const indexOf = new Map(active.map((m, i) => [m.name, i]));
-  const fixedHeld = sum(members.filter((m) => !targets.has(m.name)).map(sessionReservation));
+  if (perMinute === undefined) return { cuts, raises, raiseOnly, waiting: false };
+  const active = members.filter((m) => m.phase === 'active' && !m.stale);
+  const activeNames = new Set(active.map((m) => m.name));
+  const fixedHeld = sum(members.filter((m) => !activeNames.has(m.name)).map(sessionReservation));
   const pool = Math.max(0, perMinute - fixedHeld);
-  const weights = active.map((m) => (targets.get(m.name) as number) + 1);
-  const totalWeight = sum(weights);
-  const shares = active.map((_, i) => Math.floor((pool * (weights[i] as number)) / totalWeight));
-  let spare = pool - sum(shares);
-  for (let i = 0; spare > 0 && i < shares.length; i++, spare--) shares[i] = (shares[i] as number) + 1;
+  const shares = waterFill(
+    active.map((m) => m.sessionDemand ?? 0),
+    pool,
+    1,
+  );
+  const shareOf = new Map(active.map((m, i) => [m.name, shares[i] as number]));
+  const band = Math.max(1, Math.ceil(perMinute * 0.02));
+  const starving = (m: Member) => (m.sessionDemand ?? 0) >= sessionsOf(m) && (shareOf.get(m.name) ?? 0) > sessionsOf(m);
+  const anyStarving = active.some((m) => writable(m) && starving(m));
 
-  const total = (s: SessionGrant) => s.rate + s.burst;
   for (const m of members) {
     if (m.phase === 'gone' || !writable(m) || !m.hasLease) continue;
-    const index = indexOf.get(m.name);
-    const want = index === undefined ? 0 : (shares[index] as number);
-    const now = total(sessionsOf(m));
-    if (want < now && now - want >= Math.max(1, Math.ceil(perMinute * 0.02))) cuts.set(m.name, bucketFor(want));
-    else if (want < now && index === undefined) cuts.set(m.name, bucketFor(want));
+    const want = shareOf.get(m.name) ?? 0;
+    const now = sessionsOf(m);
+    if (want < now && (!activeNames.has(m.name) || anyStarving || now - want >= band)) cuts.set(m.name, want);
   }
   let free = perMinute - sum(members.map(sessionReservation));
-  if (options.mayRaiseSessions) {
-    for (let i = 0; i < active.length; i++) {
-      const m = active[i] as Member;
-      if (!writable(m) || cuts.has(m.name)) continue;
+  let waiting = false;
+  if (options.mayRaise) {
+    const candidates = active
+      .filter((m) => writable(m) && !cuts.has(m.name))
+      .filter((m) => {
+        const want = shareOf.get(m.name) as number;
+        const now = m.hasLease ? sessionsOf(m) : 0;
+        return want > now && (starving(m) || want - now >= band || now === 0);
+      })
+      .sort(
+        (a, b) =>
+          Number(starving(b)) - Number(starving(a)) ||
+          (shareOf.get(b.name) as number) - sessionsOf(b) - ((shareOf.get(a.name) as number) - sessionsOf(a)) ||
+          a.name.localeCompare(b.name),
+      );
+    for (const m of candidates) {
       const held = sessionReservation(m);
-      const now = m.hasLease ? total(sessionsOf(m)) : 0;
-      const want = Math.min(shares[i] as number, free + held);
+      const now = m.hasLease ? sessionsOf(m) : 0;
+      const target = shareOf.get(m.name) as number;
+      const want = Math.min(target, free + held);
+      if (want < target) waiting = true;
       if (want <= now) continue;
-      if (m.hasLease && want - now < Math.max(1, Math.ceil(perMinute * 0.02)) && now > 0) continue;
       free -= Math.max(want, held) - held;
-      raises.set(m.name, bucketFor(want));
+      raises.set(m.name, want);
       raiseOnly.push(m);
     }
   }
-  return { cuts, raises, raiseOnly };
+  return { cuts, raises, raiseOnly, waiting };
 }
 
 function sum(values: Iterable<number>): number {

@@ -21,6 +21,7 @@ export interface BudgetFigures {
   peakInUse: number;
   peakWindowSeconds: number;
   newSessionsPerMinute?: number;
+  newSessionsCeilingPerMinute?: number;
   admittedTotal: number;
   rejectedTotal: number;
   reapedTotal: number;
@@ -116,6 +117,9 @@ export function budgetStatus(
     peakInUse: figures.peakInUse,
     peakWindowSeconds: figures.peakWindowSeconds,
     ...(figures.newSessionsPerMinute !== undefined && { newSessionsPerMinute: figures.newSessionsPerMinute }),
+    ...(figures.newSessionsCeilingPerMinute !== undefined && {
+      newSessionsCeilingPerMinute: figures.newSessionsCeilingPerMinute,
+    }),
     admittedTotal: figures.admittedTotal,
     rejectedTotal: figures.rejectedTotal,
     reapedTotal: figures.reapedTotal,

@@ -2,7 +2,13 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { type Candidate, LeaseBook, type ObservedLease } from './lease-book.js';
 
-const timings = { staleAfterMs: 3500, releaseDelayMs: 3000, staleGoneHoldMs: 600_000, demandHalfLifeMs: 2000 };
+const timings = {
+  staleAfterMs: 3500,
+  releaseDelayMs: 3000,
+  staleGoneHoldMs: 600_000,
+  demandHalfLifeMs: 2000,
+  sessionWindowMs: 0,
+};
 const wall = Date.UTC(2026, 0, 1);
 
 function lease(status: ObservedLease['status'] | undefined, deletingSince?: number): ObservedLease {
@@ -62,5 +68,29 @@ describe('the lease book: pods that went', () => {
     const recent = new LeaseBook(timings);
     recent.members([gone(lease(status(wall)))], 0, wall + 1000);
     assert.deepEqual(recent.releasable(3000), ['l']);
+  });
+});
+
+describe('the lease book: new-session windows', () => {
+  it('counts reported starts as held until the end of their second, counted from when it saw the report', () => {
+    const book = new LeaseBook(timings);
+    const status = { observedEpoch: 2, inUse: 0, sessionWindow: [2, 0, 3] };
+    const at = (now: number) =>
+      book.members([{ name: 'l', phase: 'active', lease: lease(status) }], now, wall + now)[0];
+    assert.equal(at(5000)?.sessionsHeld, 5, 'first sight');
+    assert.equal(at(5999)?.sessionsHeld, 5);
+    assert.equal(at(6000)?.sessionsHeld, 3);
+    assert.equal(book.nextWindowExit(6000), 2000);
+    assert.equal(at(8000)?.sessionsHeld, 0);
+    assert.equal(book.nextWindowExit(8000), undefined);
+  });
+
+  it('keeps the lease of a pod that went for a whole window when the budget limits new sessions', () => {
+    const book = new LeaseBook({ ...timings, sessionWindowMs: 61_000 });
+    const status = { observedEpoch: 2, inUse: 0, heartbeatTime: new Date(wall).toISOString() };
+    book.members([{ name: 'l', phase: 'active', lease: lease(status) }], 0, wall);
+    book.members([gone(lease(status))], 1000, wall + 1000);
+    assert.deepEqual(book.releasable(1000 + 60_999), []);
+    assert.deepEqual(book.releasable(1000 + 61_000), ['l']);
   });
 });

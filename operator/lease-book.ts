@@ -2,10 +2,12 @@
  * What the operator remembers about one budget's leases between reconciles: when it last
  * saw each lease's status change (staleness is measured on its own monotonic clock), when
  * pods went, which grants it wrote that its cache does not show yet, smoothed demand, and
- * session capacity given up less than a minute ago. Pure: the caller passes the time.
+ * how many of each pod's starts are still inside its new-session window. Pure: the caller
+ * passes the time.
  * Everything here may be forgotten (a restart or failover starts a new book); the rules
  * err on the safe side when it is.
  */
+import { nextWindowExit, startsStillInWindow } from '../crds/api/index.js';
 import type { Grant, Member, MemberPhase } from './allocate.js';
 
 /** A lease as read from the cache, reduced to what the allocation needs. */
@@ -18,6 +20,9 @@ export interface ObservedLease {
     grant?: Partial<Grant>;
     inUse?: number;
     demand?: number;
+    /** New streams wanted per minute, and the starts inside the pod's window by the second they leave it. */
+    sessionDemand?: number;
+    sessionWindow?: number[];
     heartbeatTime?: string;
   };
   /** Anything in status, so that any change counts as a sign of life. */
@@ -35,6 +40,8 @@ export interface BookTimings {
   staleGoneHoldMs: number;
   /** Demand falls by half in this time when it drops; it rises at once. */
   demandHalfLifeMs: number;
+  /** With a new-session budget, a vanished pod's lease is kept at least this long: its starts may still count. */
+  sessionWindowMs: number;
 }
 
 /** A pod as the budget sees it now, or `gone` for a lease whose pod has vanished. */
@@ -54,9 +61,9 @@ interface LeaseRecord {
   goneAt?: number;
   goneStale?: boolean;
   pending?: { epoch: number; grant: Grant };
-  sessionHolds: { amount: number; until: number }[];
-  lastSessions?: number;
-  lastAckEpoch?: number;
+  smoothedSessionDemand: number;
+  /** The last reported new-session window, read as if written when it was first seen. */
+  sessionWindow?: number[];
 }
 
 export class LeaseBook {
@@ -87,10 +94,31 @@ export class LeaseBook {
     const names: string[] = [];
     for (const [name, record] of this.#records) {
       if (record.goneAt === undefined) continue;
-      const hold = this.timings.releaseDelayMs + (record.goneStale ? this.timings.staleGoneHoldMs : 0);
-      if (now - record.goneAt >= hold) names.push(name);
+      if (now - record.goneAt >= this.#goneHold(record)) names.push(name);
     }
     return names;
+  }
+
+  /**
+   * How long a vanished pod's lease is kept: the slot hold (longer when it went while
+   * stale), and with a new-session budget at least a whole window, since its last starts
+   * still count upstream.
+   */
+  #goneHold(record: LeaseRecord): number {
+    const slots = this.timings.releaseDelayMs + (record.goneStale ? this.timings.staleGoneHoldMs : 0);
+    return Math.max(slots, this.timings.sessionWindowMs);
+  }
+
+  /** When the next reported start leaves a pod's window (ms from now), so that capacity given up is handed on then. */
+  nextWindowExit(now: number): number | undefined {
+    let next: number | undefined;
+    for (const record of this.#records.values()) {
+      const exit = nextWindowExit(record.sessionWindow, now - record.changedAt);
+      if (exit === undefined) continue;
+      const at = record.changedAt + exit - now;
+      next = next === undefined ? at : Math.min(next, at);
+    }
+    return next;
   }
 
   /** Leases of pods that went while stale, held for the stale-gone hold: name and when the hold ends. */
@@ -98,7 +126,7 @@ export class LeaseBook {
     const holds: { name: string; releaseAt: number }[] = [];
     for (const [name, record] of this.#records) {
       if (record.goneAt === undefined || !record.goneStale) continue;
-      holds.push({ name, releaseAt: record.goneAt + this.timings.releaseDelayMs + this.timings.staleGoneHoldMs });
+      holds.push({ name, releaseAt: record.goneAt + this.#goneHold(record) });
     }
     return holds;
   }
@@ -108,7 +136,7 @@ export class LeaseBook {
     let next: number | undefined;
     for (const record of this.#records.values()) {
       if (record.goneAt === undefined) continue;
-      const at = record.goneAt + this.timings.releaseDelayMs + (record.goneStale ? this.timings.staleGoneHoldMs : 0);
+      const at = record.goneAt + this.#goneHold(record);
       next = next === undefined ? at : Math.min(next, at);
     }
     return next === undefined ? undefined : Math.max(0, next - now);
@@ -137,7 +165,7 @@ export class LeaseBook {
         sawChange: false,
         smoothedDemand: 0,
         demandAt: now,
-        sessionHolds: [],
+        smoothedSessionDemand: 0,
       };
       this.#records.set(name, record);
     }
@@ -152,6 +180,7 @@ export class LeaseBook {
       if (known) record.sawChange = true;
       record.fingerprint = lease.statusFingerprint;
       record.changedAt = now;
+      record.sessionWindow = lease.status?.sessionWindow;
     }
     const stale = lease !== undefined && now - record.changedAt > this.timings.staleAfterMs;
     if (candidate.phase === 'gone') {
@@ -182,27 +211,18 @@ export class LeaseBook {
               ...(status.grant?.newSessionsPerMinute !== undefined && {
                 newSessionsPerMinute: status.grant.newSessionsPerMinute,
               }),
-              ...(status.grant?.burst !== undefined && { burst: status.grant.burst }),
             },
           }
         : undefined;
 
-    // Session capacity a pod acknowledged giving up stays reserved for a minute: starts
-    // made under the old rate are still inside the upstream's 60 s window.
-    const sessions = ack ? (ack.grant.newSessionsPerMinute ?? 0) + (ack.grant.burst ?? 0) : undefined;
-    if (ack && ack.epoch !== record.lastAckEpoch) {
-      if (record.lastSessions !== undefined && sessions !== undefined && sessions < record.lastSessions) {
-        record.sessionHolds.push({ amount: record.lastSessions, until: now + 60_000 });
-      }
-      record.lastAckEpoch = ack.epoch;
-      record.lastSessions = sessions;
-    }
-    record.sessionHolds = record.sessionHolds.filter((h) => h.until > now);
-    const sessionHold = Math.max(0, ...record.sessionHolds.map((h) => h.amount));
+    // Starts the pod made are inside its window until they leave it, whatever its grant
+    // says now: capacity it gave up is free only as they leave.
+    const sessionsHeld = startsStillInWindow(record.sessionWindow, now - record.changedAt);
 
     const reported = Math.max(status?.demand ?? 0, status?.inUse ?? 0);
     const decay = 0.5 ** ((now - record.demandAt) / this.timings.demandHalfLifeMs);
     record.smoothedDemand = Math.max(reported, record.smoothedDemand * decay);
+    record.smoothedSessionDemand = Math.max(status?.sessionDemand ?? 0, record.smoothedSessionDemand * decay);
     record.demandAt = now;
 
     return {
@@ -215,7 +235,8 @@ export class LeaseBook {
       inUse: status?.inUse ?? 0,
       demand: Math.floor(record.smoothedDemand + 0.5),
       stale,
-      ...(sessionHold > 0 && { sessionHold }),
+      sessionsHeld,
+      sessionDemand: Math.floor(record.smoothedSessionDemand + 0.5),
     };
   }
 }

@@ -17,6 +17,7 @@ import {
   type StreamBudgetStatus,
   type StreamLease,
   selects,
+  sessionWindowMs,
   slotHoldMs,
   slotsHeldFinalizer,
   streamLeaseResource,
@@ -71,8 +72,6 @@ export interface BudgetMemory {
   announcedHolds: Set<string>;
   overCommitted: boolean;
   rejecting: boolean;
-  /** When this memory started: a leader that just started raises no session rate for a minute. */
-  since: number;
   statusWrittenAt: number;
 }
 
@@ -190,8 +189,7 @@ export function planBudget(
       ...(sessionsPerMinute !== undefined && { sessionsPerMinute }),
     },
     members,
-    // Session-rate cuts made under an earlier leader may still be inside the upstream's window.
-    { mayRaise, mayRaiseSessions: mayRaise && state.leadership.mayRaise(60_000) && now - mem.since >= 60_000 },
+    { mayRaise },
   );
 
   // The grants to write.
@@ -218,10 +216,12 @@ export function planBudget(
   }
 
   // The leases to let go: gone pods whose slots are surely free, and drained ones (grant 0
-  // acknowledged, nothing in use).
+  // acknowledged, nothing in use, no start left in the pod's new-session window).
   const releasable = new Set(mem.book.releasable(now));
+  const drained = (m: (typeof members)[number]) =>
+    m.phase === 'draining' && m.ack?.epoch === m.epoch && m.spec.concurrency === 0 && m.inUse === 0;
   for (const m of members) {
-    if (m.phase === 'draining' && m.ack?.epoch === m.epoch && m.spec.concurrency === 0 && m.inUse === 0) {
+    if (drained(m) && (m.sessionsHeld ?? 0) === 0) {
       releasable.add(m.name);
     }
   }
@@ -256,6 +256,7 @@ export function planBudget(
       peakInUse: Math.max(0, ...mem.peaks.map((p) => p.value)),
       peakWindowSeconds: settings.peakWindowSeconds,
       ...(sessionsPerMinute !== undefined && { newSessionsPerMinute: sessionsPerMinute }),
+      ...(mem.sessions?.spec.autoscale && { newSessionsCeilingPerMinute: mem.sessions.ceiling }),
       admittedTotal: statuses.reduce((sum, s) => sum + (s.admittedTotal ?? 0), 0),
       rejectedTotal: statuses.reduce((sum, s) => sum + (s.rejectedTotal ?? 0), 0),
       reapedTotal: statuses.reduce((sum, s) => sum + (s.reapedTotal ?? 0), 0),
@@ -335,7 +336,12 @@ export function planBudget(
   }
   const nextRelease = mem.book.nextRelease(now);
   const periodic = Math.max(250, Math.floor(timings.leaseDurationMs / 3));
-  plan.requeueAfterMs = Math.ceil(Math.min(periodic, nextRelease ?? periodic, statusDueInMs ?? periodic));
+  // A pod waiting for new-session capacity gets it as others' starts leave their windows.
+  const draining = members.some((m) => drained(m) && (m.sessionsHeld ?? 0) > 0);
+  const nextExit = allocation.sessionsWaiting || draining ? mem.book.nextWindowExit(now) : undefined;
+  plan.requeueAfterMs = Math.ceil(
+    Math.min(periodic, nextRelease ?? periodic, statusDueInMs ?? periodic, nextExit ?? periodic),
+  );
   return plan;
 }
 
@@ -371,6 +377,7 @@ function memoryFor(
         releaseDelayMs,
         staleGoneHoldMs,
         demandHalfLifeMs: settings.demandHalfLifeSeconds * 1000,
+        sessionWindowMs: 0,
       }),
       peaks: [],
       rejections: [],
@@ -379,16 +386,28 @@ function memoryFor(
       announcedHolds: new Set(),
       overCommitted: false,
       rejecting: false,
-      since: now,
       statusWrittenAt: Number.NEGATIVE_INFINITY,
     };
     memory.set(key, mem);
   }
-  Object.assign(mem.book.timings, { staleAfterMs, releaseDelayMs, staleGoneHoldMs });
+  Object.assign(mem.book.timings, {
+    staleAfterMs,
+    releaseDelayMs,
+    staleGoneHoldMs,
+    sessionWindowMs: budget.spec.newSessions ? sessionWindowMs : 0,
+  });
   const sessionsSpec = JSON.stringify(budget.spec.newSessions ?? null);
   if (mem.sessionsSpec !== sessionsSpec) {
     mem.sessionsSpec = sessionsSpec;
-    mem.sessions = budget.spec.newSessions ? new SessionModel(budget.spec.newSessions, now) : undefined;
+    // The provider's limit did not change with the spec: resume the range this memory
+    // had, or the one the last leader wrote into the status.
+    const status = budget.status;
+    const resume = mem.sessions
+      ? { low: mem.sessions.perMinute, high: mem.sessions.ceiling }
+      : status?.newSessionsPerMinute !== undefined
+        ? { low: status.newSessionsPerMinute, high: status.newSessionsCeilingPerMinute ?? status.newSessionsPerMinute }
+        : undefined;
+    mem.sessions = budget.spec.newSessions ? new SessionModel(budget.spec.newSessions, now, resume) : undefined;
   }
   return mem;
 }
@@ -441,6 +460,8 @@ function observe(lease: StreamLease): ObservedLease {
         // Slots held after unclean ends count as in use.
         inUse: status.inUse ?? 0,
         ...(status.demand !== undefined && { demand: status.demand }),
+        ...(status.sessionDemand !== undefined && { sessionDemand: status.sessionDemand }),
+        ...(status.sessionWindow !== undefined && { sessionWindow: status.sessionWindow }),
         ...(status.heartbeatTime !== undefined && { heartbeatTime: status.heartbeatTime }),
       },
     }),

@@ -5,31 +5,53 @@ import { SessionModel } from './session-model.js';
 const autoscale = {
   scaleUpAtPercent: 70,
   stepPercent: 10,
-  intervalSeconds: 60,
+  intervalSeconds: 20,
   scaleDownBelowPercent: 50,
-  maxPerMinute: 130,
+  maxPerMinute: 200,
 };
 
-describe('the new-session model', () => {
-  it('is the declared rate without autoscale', () => {
-    const model = new SessionModel({ perMinute: 100 }, 0);
-    assert.equal(model.observe(1000, 10_000), 100);
+describe('the autoscale model', () => {
+  it('follows a provider held at its limit one interval behind', () => {
+    const model = new SessionModel({ perMinute: 100, autoscale }, 0);
+    const seen: number[] = [];
+    for (let t = 1000; t <= 80_000; t += 1000) {
+      model.observe(model.perMinute, t);
+      if (t % 20_000 === 0) seen.push(model.perMinute);
+    }
+    // The provider: 110 by 20 s, 121 by 40 s, 133 by 60 s, 146 by 80 s (rounding down, the least it can be).
+    assert.deepEqual(seen, [100, 110, 121, 133]);
+    assert.ok(model.ceiling >= 146);
   });
 
-  it('rises one interval later than the provider may, step by step, up to the ceiling', () => {
-    const model = new SessionModel({ perMinute: 100, autoscale }, 0);
-    assert.equal(model.observe(80, 0), 100);
-    assert.equal(model.observe(80, 60_000), 100, 'the provider may step now; the model waits an interval more');
-    assert.equal(model.observe(80, 120_000), 110);
-    assert.equal(model.observe(90, 180_000), 110);
-    assert.equal(model.observe(90, 240_000), 121);
-    assert.equal(model.observe(100, 360_000), 130, 'never past maxPerMinute');
+  it('falls when the highest limit the provider may hold would fall: 25 starts against 48 and 52', () => {
+    // The model holds 48 to 52 (one step apart). Use is 52 % of 48 but 48 % of 52: the
+    // provider at 52 steps down to 46, so the model must go to 46 or below.
+    const model = new SessionModel({ perMinute: 40, autoscale }, 0, { low: 48, high: 48 });
+    assert.ok(model.ceiling >= 52);
+    model.observe(25, 1000);
+    assert.ok(model.perMinute <= 46, `modelled ${model.perMinute}`);
   });
 
-  it('falls back to the declared rate at once when use drops', () => {
+  it('does not climb on use it may have overstated', () => {
     const model = new SessionModel({ perMinute: 100, autoscale }, 0);
-    model.observe(80, 0);
-    model.observe(80, 120_000);
-    assert.equal(model.observe(10, 121_000), 100);
+    for (let t = 1000; t <= 120_000; t += 1000) model.observe(72, t);
+    assert.equal(model.perMinute, 100, '72 is within 5 % of the threshold');
+  });
+
+  it('never passes maxPerMinute, and falls at once when use drops', () => {
+    const model = new SessionModel({ perMinute: 100, autoscale: { ...autoscale, maxPerMinute: 115 } }, 0);
+    for (let t = 1000; t <= 200_000; t += 1000) model.observe(model.perMinute, t);
+    assert.equal(model.perMinute, 115);
+    assert.equal(model.ceiling, 115);
+    model.observe(10, 201_000);
+    assert.ok(model.perMinute < 115, 'any limit the provider may hold would step down');
+    for (let t = 202_000; t <= 400_000; t += 1000) model.observe(10, t);
+    assert.equal(model.perMinute, 100, 'never below the default');
+    assert.equal(model.ceiling, 100, 'the ceiling follows once every limit surely fell');
+  });
+
+  it('without autoscale is the budget', () => {
+    const model = new SessionModel({ perMinute: 30 }, 0);
+    assert.equal(model.observe(1000, 1000), 30);
   });
 });

@@ -1,55 +1,138 @@
 /**
- * The operator's model of the upstream's current new-session limit. With autoscale the
- * provider raises its limit by a step while use stays at or above a threshold for an
- * interval, and lowers it back toward the default when use drops. The model errs on the
- * safe side both ways: it rises one interval later than the upstream can, and falls at once.
+ * The operator's model of the provider's new-session limit when it autoscales. The
+ * provider steps its limit once every interval, at moments sluice cannot see: up by
+ * `stepPercent` when the starts of the last minute are at or above `scaleUpAtPercent`
+ * of it, down (toward the default) when they are below `scaleDownBelowPercent`.
+ *
+ * The model keeps the range the provider's limit can be in: `low`, what the fleet is held
+ * to, and `high`. Every decision falls on the safe side:
+ * - `low` rises one step only after a whole interval in which every limit in the range
+ *   would have stepped up (use against `high`), so it follows at most one interval behind;
+ * - `low` falls as soon as any limit in the range could have stepped down (use against
+ *   `high`), to the lowest such a step gives;
+ * - `high` rises as soon as any limit in the range could have stepped up (use against
+ *   `low`), at most once an interval, and falls only after an interval in which every
+ *   limit would have stepped down.
+ * Reported use lags the provider's count a little, so it is taken as uncertain by 5 %
+ * (at least one start) each way.
  */
 import type { StreamBudgetSpecNewSessions } from '../crds/api/index.js';
 
+/** The model's state, as a budget's status carries it, so that a new leader resumes it. */
+export interface SessionRange {
+  low: number;
+  high: number;
+}
+
 export class SessionModel {
-  #perMinute: number;
-  #aboveSince: number | undefined;
-  #raisedAt: number;
+  readonly spec: StreamBudgetSpecNewSessions;
+  #low: number;
+  #high: number;
+  /** Since when every limit in the range would have stepped up (down), at every observation. */
+  #upSince: number | undefined;
+  #downSince: number | undefined;
+  /** `high` may rise again from this time: the provider steps at most once an interval. */
+  #highMayRiseAt = Number.NEGATIVE_INFINITY;
+  #lowMayFallAt = Number.NEGATIVE_INFINITY;
+  #lastObservedAt: number;
 
-  constructor(
-    readonly spec: StreamBudgetSpecNewSessions,
-    now: number,
-  ) {
-    this.#perMinute = spec.perMinute;
-    this.#raisedAt = now;
+  /**
+   * `resume`: the range a previous leader wrote into the status. The provider may have
+   * stepped up once more since, so `high` starts a step higher.
+   */
+  constructor(spec: StreamBudgetSpecNewSessions, now: number, resume?: SessionRange) {
+    this.spec = spec;
+    const auto = spec.autoscale;
+    this.#low = spec.perMinute;
+    this.#high = spec.perMinute;
+    if (auto && resume && resume.low >= spec.perMinute && resume.high >= resume.low) {
+      this.#low = Math.min(resume.low, auto.maxPerMinute);
+      this.#high = Math.min(auto.maxPerMinute, Math.max(this.#low, step(resume.high, auto.stepPercent, 'most')));
+    }
+    this.#lastObservedAt = now;
   }
 
-  /** The per-minute budget to split now. */
+  /** The per-minute budget to split now: the lowest limit the provider can hold. */
   get perMinute(): number {
-    return this.#perMinute;
+    return this.#low;
   }
 
-  /** Feeds the starts of the last minute across the fleet; returns the modelled limit. */
+  /** The highest limit the provider can hold now. */
+  get ceiling(): number {
+    return this.#high;
+  }
+
+  /** Feeds the starts of the last minute across the fleet, as reported; returns the budget to split. */
   observe(startsLastMinute: number, now: number): number {
     const auto = this.spec.autoscale;
+    const previous = this.#lastObservedAt;
+    this.#lastObservedAt = now;
     if (!auto) {
-      this.#perMinute = this.spec.perMinute;
-      return this.#perMinute;
+      this.#low = this.#high = this.spec.perMinute;
+      return this.#low;
     }
-    const use = (startsLastMinute / this.#perMinute) * 100;
-    if (use < auto.scaleDownBelowPercent) {
-      this.#perMinute = this.spec.perMinute;
-      this.#aboveSince = undefined;
-      return this.#perMinute;
+    const interval = auto.intervalSeconds * 1000;
+    const slack = Math.max(1, Math.ceil(startsLastMinute * 0.05));
+    const least = Math.max(0, startsLastMinute - slack);
+    const most = startsLastMinute + slack;
+    const upAt = auto.scaleUpAtPercent / 100;
+    const downBelow = auto.scaleDownBelowPercent / 100;
+    const floor = this.spec.perMinute;
+    const max = auto.maxPerMinute;
+
+    // The provider's limit may have stepped up: the most use against the lowest limits.
+    const highestUp = Math.min(this.#high, Math.floor(most / upAt));
+    if (highestUp >= this.#low && now >= this.#highMayRiseAt) {
+      const stepped = Math.min(max, step(highestUp, auto.stepPercent, 'most'));
+      if (stepped > this.#high) {
+        this.#high = stepped;
+        // Its step may have come right after the previous observation.
+        this.#highMayRiseAt = previous + interval;
+      }
     }
-    if (use >= auto.scaleUpAtPercent) {
-      this.#aboveSince ??= now;
-      // The upstream may step up after one interval at this use; we follow one interval later.
-      const interval = auto.intervalSeconds * 1000;
-      if (now - this.#aboveSince >= 2 * interval && now - this.#raisedAt >= interval) {
-        const next = Math.floor(this.#perMinute * (1 + auto.stepPercent / 100));
-        this.#perMinute = Math.min(auto.maxPerMinute, Math.max(next, this.#perMinute + 1));
-        this.#raisedAt = now;
-        this.#aboveSince = now;
+
+    // It may have stepped down: the least use against the highest limits.
+    const lowestDown = Math.max(this.#low, Math.floor(least / downBelow) + 1);
+    if (lowestDown <= this.#high && least < downBelow * this.#high && now >= this.#lowMayFallAt) {
+      const stepped = Math.max(floor, step(lowestDown, -auto.stepPercent, 'least'));
+      if (stepped < this.#low) {
+        this.#low = stepped;
+        this.#lowMayFallAt = now + interval / 2;
+      }
+    }
+
+    // It surely stepped up: every limit in the range, for a whole interval.
+    if (least >= upAt * this.#high) {
+      this.#upSince ??= now;
+      if (now - this.#upSince >= interval) {
+        this.#low = Math.min(max, step(this.#low, auto.stepPercent, 'least'));
+        this.#upSince = now;
       }
     } else {
-      this.#aboveSince = undefined;
+      this.#upSince = undefined;
     }
-    return this.#perMinute;
+
+    // It surely stepped down.
+    if (most < downBelow * this.#low) {
+      this.#downSince ??= now;
+      if (now - this.#downSince >= interval) {
+        this.#high = Math.max(floor, step(this.#high, -auto.stepPercent, 'most'));
+        this.#downSince = now;
+      }
+    } else {
+      this.#downSince = undefined;
+    }
+
+    this.#high = Math.max(this.#high, this.#low);
+    return this.#low;
   }
+}
+
+/**
+ * One step of `percent` (negative: down). How the provider rounds is not documented, so
+ * the bound that must not be too high rounds down and the one that must not be too low up.
+ */
+function step(limit: number, percent: number, bound: 'least' | 'most'): number {
+  const exact = (limit * (100 + percent)) / 100;
+  return bound === 'least' ? Math.floor(exact) : Math.ceil(exact);
 }

@@ -175,28 +175,28 @@ describe('Admission', () => {
     assert.equal(reported, 1);
   });
 
-  test('waits for session tokens and says how long to wait when rejecting', async () => {
+  test('waits for a start to leave the 61 s window and says how long to wait when rejecting', async () => {
     const clock = new FakeClock();
     const admission = new Admission(clock);
-    const rate = gate(clock, 'rate', { concurrency: 10, newSessionsPerMinute: 60, burst: 1 }, { queueTimeoutMs: 500 });
+    const rate = gate(clock, 'rate', { concurrency: 10, newSessionsPerMinute: 2 }, { queueTimeoutMs: 500 });
+    await admission.admit([rate]);
+    clock.advance(31_000);
     await admission.admit([rate]);
     const waiting = track(admission.admit([rate]));
     clock.advance(500);
     await settle();
     assert.ok(waiting.error instanceof AdmissionRejected);
     assert.equal(waiting.error.reason, 'session-rate');
-    assert.equal(waiting.error.retryAfterSeconds, 1);
-    const patient = gate(
-      clock,
-      'patient',
-      { concurrency: 10, newSessionsPerMinute: 60, burst: 1 },
-      { queueTimeoutMs: 5000 },
-    );
+    assert.equal(waiting.error.retryAfterSeconds, 30, 'the first start leaves the window 61 s after it was made');
+    const patient = gate(clock, 'patient', { concurrency: 10, newSessionsPerMinute: 1 }, { queueTimeoutMs: 70_000 });
     await admission.admit([patient]);
     const later = track(admission.admit([patient]));
-    clock.advance(1000);
+    clock.advance(60_999);
     await settle();
-    assert.ok(later.value, 'admitted when a token refilled');
+    assert.equal(later.settled, false, 'still inside the window');
+    clock.advance(1);
+    await settle();
+    assert.ok(later.value, 'admitted when the start left the window');
   });
 
   test('lowering the grant ends nothing and admits nobody until the pod is under it', async () => {
@@ -233,13 +233,13 @@ describe('Admission', () => {
     assert.ok(next.value, 'the next waiter moved up');
   });
 
-  test('gives the session token back when a stream is cancelled before it starts', async () => {
+  test('forgets the start of a stream cancelled before it reached the upstream', async () => {
     const clock = new FakeClock();
     const admission = new Admission(clock);
-    const rate = gate(clock, 'rate', { concurrency: 10, newSessionsPerMinute: 0, burst: 1 });
+    const rate = gate(clock, 'rate', { concurrency: 10, newSessionsPerMinute: 1 });
     const slot = await admission.admit([rate]);
     assert.equal(rate.blocker(clock.now()), 'session-rate');
-    assert.equal(slot.cancel(clock.now()), true);
+    assert.equal(slot.cancel(), true);
     assert.equal(rate.blocker(clock.now()), undefined);
     assert.equal(rate.inUse(clock.now()), 0);
   });
@@ -260,17 +260,24 @@ describe('Admission', () => {
 });
 
 describe('a restarted sidecar', () => {
-  test('starts its session bucket empty: its last run may have spent the burst inside the window', () => {
+  test('counts the starts its last run reported, and as many more as its quota allowed, as still in the window', () => {
     const clock = new FakeClock();
-    const fresh = gate(clock, 'fresh', { concurrency: 0 });
     const restarted = gate(clock, 'restarted', { concurrency: 0 });
-    restarted.holdSessions(clock.now());
-    const grant = { concurrency: 10, newSessionsPerMinute: 60, burst: 5 };
-    fresh.updateGrant(grant, clock.now());
-    restarted.updateGrant(grant, clock.now());
-    assert.equal(fresh.blocker(clock.now()), undefined, 'a first run has its burst');
+    // The last run reported 3 starts leaving within 1 s and 2 within 30 s; its quota was 10.
+    restarted.holdSessions(
+      [3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2],
+      10,
+      clock.now(),
+    );
+    restarted.updateGrant({ concurrency: 10, newSessionsPerMinute: 10 }, clock.now());
+    assert.equal(restarted.sessionsInWindow(clock.now()), 10);
     assert.equal(restarted.blocker(clock.now()), 'session-rate');
     clock.advance(1000);
-    assert.equal(restarted.blocker(clock.now()), undefined, 'the rate refills it');
+    assert.equal(restarted.sessionsInWindow(clock.now()), 7, 'the reported ones leave as reported');
+    assert.equal(restarted.blocker(clock.now()), undefined);
+    clock.advance(29_000);
+    assert.equal(restarted.sessionsInWindow(clock.now()), 5);
+    clock.advance(31_000);
+    assert.equal(restarted.sessionsInWindow(clock.now()), 0, 'the unknown ones, a whole window after the restart');
   });
 });

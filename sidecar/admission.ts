@@ -1,13 +1,15 @@
 /**
  * Admission: a stream is charged to every budget that covers it and admitted only when
- * each has a concurrency slot under its grant and, with a new-session budget, a token.
+ * each has a concurrency slot under its grant and, with a new-session budget, room in
+ * the pod's new-session window.
  * Otherwise it waits in a FIFO queue (bounded, with a timeout) or is rejected with the
  * reason that held it back. A slot is released exactly once; an unclean end keeps it
  * counted for the release delay. Time and timers are injected, so it is tested without
  * sleeping.
  */
 import { type Clock, systemClock } from '../crds/api/clock.js';
-import { TokenBucket } from './token-bucket.js';
+import { sessionWindowMs, sessionWindowSlotMs } from '../crds/api/index.js';
+import { SessionWindow } from './session-window.js';
 
 /** Why a stream was not admitted; the reason header of the 429. */
 export type RejectReason = 'concurrency' | 'session-rate' | 'no-grant';
@@ -15,9 +17,8 @@ export type RejectReason = 'concurrency' | 'session-rate' | 'no-grant';
 /** What a pod may use of one budget. */
 export interface Grant {
   concurrency: number;
-  /** Token-bucket rate; absent when the budget has no new-session limit. */
+  /** Starts allowed in any 61 s; absent when the budget has no new-session limit. */
   newSessionsPerMinute?: number;
-  burst?: number;
 }
 
 export interface BudgetSettings {
@@ -46,8 +47,8 @@ export class AdmissionRejected extends Error {
 export class BudgetGate {
   readonly settings: BudgetSettings;
   #grant: Grant;
-  #bucket: TokenBucket | undefined;
-  #bucketStartsEmpty = false;
+  /** Every start of the last window, kept whatever the grant: a later grant may limit them again. */
+  readonly #window = new SessionWindow(0);
   #open = 0;
   /** Release times of slots held after unclean ends, in order. */
   #stale: number[] = [];
@@ -63,7 +64,7 @@ export class BudgetGate {
   constructor(settings: BudgetSettings, grant: Grant, now: number) {
     this.settings = settings;
     this.#grant = grant;
-    this.#bucket = bucketFor(grant, now);
+    this.#window.update(grant.newSessionsPerMinute ?? 0, now);
   }
 
   get name(): string {
@@ -93,16 +94,16 @@ export class BudgetGate {
   blocker(now: number): RejectReason | undefined {
     if (this.#grant.concurrency <= 0) return 'no-grant';
     if (this.inUse(now) >= this.#grant.concurrency) return 'concurrency';
-    if (this.#bucket && this.#bucket.tokens(now) < 1) return 'session-rate';
+    if (this.#grant.newSessionsPerMinute !== undefined && !this.#window.allows(now)) return 'session-rate';
     return undefined;
   }
 
-  /** When something that blocks now may clear by itself (a held slot expiring, a token refilling). */
+  /** When something that blocks now may clear by itself (a held slot expiring, a start leaving the window). */
   nextChange(now: number): number | undefined {
     const times: number[] = [];
     this.#expire(now);
     if (this.#stale.length > 0) times.push(this.#stale[0] as number);
-    const wait = this.#bucket?.waitMs(now);
+    const wait = this.#grant.newSessionsPerMinute === undefined ? undefined : this.#window.waitMs(now);
     if (wait !== undefined && wait > 0 && Number.isFinite(wait)) times.push(now + wait);
     return times.length > 0 ? Math.min(...times) : undefined;
   }
@@ -110,7 +111,7 @@ export class BudgetGate {
   /** Seconds a rejected client should wait before trying again. */
   retryAfterSeconds(reason: RejectReason, now: number): number {
     if (reason === 'session-rate') {
-      const wait = this.#bucket?.waitMs(now) ?? 1000;
+      const wait = this.#window.waitMs(now);
       return Number.isFinite(wait) ? Math.max(1, Math.ceil(wait / 1000)) : 60;
     }
     const next = this.nextChange(now);
@@ -120,7 +121,7 @@ export class BudgetGate {
   take(now: number): void {
     this.#open += 1;
     this.admitted += 1;
-    this.#bucket?.take(now);
+    this.#window.take(now);
   }
 
   release(now: number, clean: boolean): void {
@@ -128,9 +129,19 @@ export class BudgetGate {
     if (!clean) this.#stale.push(now + this.settings.releaseDelayMs);
   }
 
-  /** Returns the session token of a stream that never reached the upstream. */
-  giveBackToken(now: number): void {
-    this.#bucket?.giveBack(now);
+  /** Forgets the start of a stream that never reached the upstream. */
+  giveBackStart(): void {
+    this.#window.giveBack();
+  }
+
+  /** Starts inside the pod's new-session window now (61 s). */
+  sessionsInWindow(now: number): number {
+    return this.#window.count(now);
+  }
+
+  /** The window's starts by the second in which they leave it, as `status.sessionWindow` carries them. */
+  sessionWindow(now: number): number[] {
+    return this.#window.report(now);
   }
 
   /** Holds `count` slots for the release delay: streams a previous run of the sidecar may have left upstream. */
@@ -139,33 +150,29 @@ export class BudgetGate {
   }
 
   /**
-   * Starts the session bucket empty instead of full: a previous run of the sidecar may have
-   * spent its burst on starts that are still inside the provider's 60 s window.
+   * Counts the starts a previous run of the sidecar may have made as still inside the
+   * window: those it last reported (`reported`, as in `status.sessionWindow`), each until
+   * the end of its second counted from now, and as many more as `quota` allowed it since,
+   * for a whole window. Nothing is known of when they were made, so they leave late.
    */
-  holdSessions(now: number): void {
-    this.#bucketStartsEmpty = true;
-    if (this.#bucket) this.#bucket = bucketFor(this.#grant, now, 0);
+  holdSessions(reported: readonly number[] | undefined, quota: number, now: number): void {
+    let known = 0;
+    (reported ?? []).forEach((count, j) => {
+      this.#window.hold(count, (j + 1) * sessionWindowSlotMs, now);
+      known += count;
+    });
+    this.#window.hold(Math.max(0, quota - known), sessionWindowMs, now);
   }
 
   /** Puts a new grant in force. Lowering it never ends a stream: new ones wait until the pod is under it. */
   updateGrant(grant: Grant, now: number): void {
     this.#grant = grant;
-    if (grant.newSessionsPerMinute === undefined) this.#bucket = undefined;
-    else if (this.#bucket) this.#bucket.update(grant.newSessionsPerMinute, grant.burst ?? 1, now);
-    else {
-      this.#bucket = bucketFor(grant, now, this.#bucketStartsEmpty ? 0 : undefined);
-    }
+    this.#window.update(grant.newSessionsPerMinute ?? 0, now);
   }
 
   #expire(now: number): void {
     while (this.#stale.length > 0 && (this.#stale[0] as number) <= now) this.#stale.shift();
   }
-}
-
-function bucketFor(grant: Grant, now: number, tokens?: number): TokenBucket | undefined {
-  return grant.newSessionsPerMinute === undefined
-    ? undefined
-    : new TokenBucket(grant.newSessionsPerMinute, grant.burst ?? 1, now, tokens);
 }
 
 /** The budgets one admitted stream holds; released exactly once. */
@@ -202,10 +209,10 @@ export class StreamSlot {
     return true;
   }
 
-  /** Frees the slot of a stream that never reached the upstream, and gives its session tokens back. */
-  cancel(now: number): boolean {
+  /** Frees the slot of a stream that never reached the upstream, and forgets its start. */
+  cancel(): boolean {
     if (!this.release(true)) return false;
-    for (const budget of this.budgets) budget.giveBackToken(now);
+    for (const budget of this.budgets) budget.giveBackStart();
     return true;
   }
 }
@@ -365,7 +372,7 @@ export class Admission {
     this.pump();
   }
 
-  /** Wakes the queue when a held slot expires or a token refills. */
+  /** Wakes the queue when a held slot expires or a start leaves a window. */
   #schedule(now: number): void {
     const times = this.#queue
       .flatMap((w) => w.budgets.map((b) => b.nextChange(now)))

@@ -1,7 +1,7 @@
 /**
  * The budgets this sidecar enforces and how a stream finds its own. In standalone mode
  * the pod is the whole fleet: its grant is the whole budget, and a new-session budget of
- * P a minute becomes a token bucket of rate P − B and burst B, so that no 60 s window
+ * P a minute lets it start P streams in any 61 s, so that no 60 s window of the provider
  * holds more than P starts.
  */
 import { readFileSync } from 'node:fs';
@@ -24,8 +24,7 @@ export interface EnforcedBudget {
 export function standaloneGrant(budget: StreamBudget): Grant {
   const perMinute = budget.spec.newSessions?.perMinute;
   if (perMinute === undefined) return { concurrency: budget.spec.maxConcurrentStreams };
-  const burst = Math.max(1, Math.floor(perMinute / 10));
-  return { concurrency: budget.spec.maxConcurrentStreams, newSessionsPerMinute: perMinute - burst, burst };
+  return { concurrency: budget.spec.maxConcurrentStreams, newSessionsPerMinute: perMinute };
 }
 
 export function enforce(budgets: StreamBudget[], grant: (b: StreamBudget) => Grant, now: number): EnforcedBudget[] {

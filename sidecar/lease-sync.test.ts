@@ -174,6 +174,8 @@ describe('status writes', () => {
     queued: 0,
     demand: 1,
     sessionsLastMinute: 1,
+    sessionDemand: 6,
+    sessionWindow: [0, 1],
     admittedTotal: 1,
     rejectedTotal: 0,
     reapedTotal: 0,
@@ -187,7 +189,10 @@ describe('status writes', () => {
     assert.equal(pendingWrite(report, { ...report, inUse: 2 }), 'change');
     assert.equal(pendingWrite(report, { ...report, queued: 1 }), 'change');
     assert.equal(pendingWrite(report, { ...report, demand: 3 }), 'change');
+    assert.equal(pendingWrite(report, { ...report, sessionDemand: 12 }), 'change');
     assert.equal(pendingWrite(report, { ...report }), 'none');
+    // The window moves with time alone: it rides along with writes that go out anyway.
+    assert.equal(pendingWrite(report, { ...report, sessionWindow: [1] }), 'none');
   });
 
   test('any counter that moved is a change, so it goes out after the minimum gap, not the heartbeat', () => {
@@ -200,23 +205,22 @@ describe('status writes', () => {
     const { status } = statusPatch(report, new Date(Date.UTC(2025, 0, 2, 3, 4, 5, 678)));
     assert.deepEqual(status, {
       observedEpoch: 4,
-      grant: { concurrency: 2, newSessionsPerMinute: null, burst: null },
+      grant: { concurrency: 2, newSessionsPerMinute: null },
       inUse: 1,
       staleSlots: 0,
       queued: 0,
       demand: 1,
       sessionsLastMinute: 1,
+      sessionDemand: 6,
+      sessionWindow: [0, 1],
       admittedTotal: 1,
       rejectedTotal: 0,
       reapedTotal: 0,
       upstreamRejectedTotal: 0,
       heartbeatTime: '2025-01-02T03:04:05.678Z',
     });
-    const withRate = statusPatch(
-      { ...report, grant: { concurrency: 2, newSessionsPerMinute: 30, burst: 3 } },
-      new Date(),
-    );
-    assert.deepEqual(withRate.status.grant, { concurrency: 2, newSessionsPerMinute: 30, burst: 3 });
+    const withRate = statusPatch({ ...report, grant: { concurrency: 2, newSessionsPerMinute: 30 } }, new Date());
+    assert.deepEqual(withRate.status.grant, { concurrency: 2, newSessionsPerMinute: 30 });
   });
 
   test("a gate's counters: admissions, rejections of every reason, reaped streams, upstream refusals", () => {

@@ -229,6 +229,10 @@ export interface LeaseReport extends LeaseTotals {
   queued: number;
   demand: number;
   sessionsLastMinute: number;
+  /** New streams wanted per minute: starts and refusals for the session rate at the rate of the last 10 s, plus streams waiting. */
+  sessionDemand: number;
+  /** The pod's new-session window by the second in which its starts leave it (not compared: it moves with time). */
+  sessionWindow: number[];
 }
 
 /**
@@ -240,7 +244,15 @@ export function pendingWrite(written: LeaseReport | undefined, report: LeaseRepo
   if (!written || written.observedEpoch !== report.observedEpoch || !sameGrant(written.grant, report.grant)) {
     return 'ack';
   }
-  const keys = ['inUse', 'staleSlots', 'queued', 'demand', 'sessionsLastMinute', ...totalKeys] as const;
+  const keys = [
+    'inUse',
+    'staleSlots',
+    'queued',
+    'demand',
+    'sessionsLastMinute',
+    'sessionDemand',
+    ...totalKeys,
+  ] as const;
   return keys.some((k) => written[k] !== report[k]) ? 'change' : 'none';
 }
 
@@ -254,13 +266,14 @@ export function statusPatch(report: LeaseReport, heartbeatTime: Date): { status:
     grant: {
       concurrency: report.grant.concurrency,
       newSessionsPerMinute: report.grant.newSessionsPerMinute ?? null,
-      burst: report.grant.burst ?? null,
     },
     inUse: report.inUse,
     staleSlots: report.staleSlots,
     queued: report.queued,
     demand: report.demand,
     sessionsLastMinute: report.sessionsLastMinute,
+    sessionDemand: report.sessionDemand,
+    sessionWindow: report.sessionWindow,
     admittedTotal: report.admittedTotal,
     rejectedTotal: report.rejectedTotal,
     reapedTotal: report.reapedTotal,
@@ -275,8 +288,9 @@ export function statusPatch(report: LeaseReport, heartbeatTime: Date): { status:
  * What a sidecar starting up holds for a lease it finds, before it admits anything: the
  * previous run could have had open as many streams as it last reported, or as many as any
  * grant it may have put in force allowed (it may have died between putting a grant in
- * force and acknowledging it): those slots are held for the release delay. Its starts of
- * the last minute are unknown too, so the session bucket starts empty. A lease with no
+ * force and acknowledging it): those slots are held for the release delay. Its starts
+ * still inside the new-session window are held too: those it last reported, and as many
+ * more as its quota allowed since, for a whole window (`BudgetGate.holdSessions`). A lease with no
  * status never had a run that admitted: a sidecar admits nothing before its first
  * successful write. Returns the slots held.
  */
@@ -284,21 +298,22 @@ export function holdInherited(gate: BudgetGate, lease: Pick<StreamLease, 'spec' 
   const status = lease.status;
   if (!status) return 0;
   const held = Math.max(status.inUse ?? 0, status.grant?.concurrency ?? 0, lease.spec.grant.concurrency);
-  gate.holdSessions(now);
+  const quota = Math.max(status.grant?.newSessionsPerMinute ?? 0, lease.spec.grant.newSessionsPerMinute ?? 0);
+  gate.holdSessions(status.sessionWindow, quota, now);
   gate.holdStale(held, now);
   return held;
 }
 
 function grantOf(grant: StreamLeaseSpecGrant): Grant {
   const out: Grant = { concurrency: grant.concurrency };
-  if (grant.newSessionsPerMinute !== undefined) {
-    out.newSessionsPerMinute = grant.newSessionsPerMinute;
-    out.burst = grant.burst ?? 0;
-  }
+  if (grant.newSessionsPerMinute !== undefined) out.newSessionsPerMinute = grant.newSessionsPerMinute;
   return out;
 }
 
 const noGrant: Grant = { concurrency: 0 };
+
+/** Session demand is a rate over this window: short, so that the split follows callers who move. */
+const sessionDemandWindowMs = 10_000;
 
 /** The same budget at the same spec generation. */
 function sameSpec(a: StreamBudget, b: StreamBudget | undefined): boolean {
@@ -331,6 +346,7 @@ interface Entry {
   schedule: WriteSchedule;
   demand: DemandWindow;
   sessions: RecentCount;
+  sessionDemand: RecentCount;
   /** The lease taken up: its counters from before this run, and the gate's own counters at that moment. */
   base: { uid: string | undefined; reported: LeaseTotals; gate: LeaseTotals };
   /** The last report written successfully, and the last one sent. */
@@ -638,6 +654,7 @@ export class LeaseSync {
       schedule: new WriteSchedule(timings),
       demand: new DemandWindow(),
       sessions: new RecentCount(60_000),
+      sessionDemand: new RecentCount(sessionDemandWindowMs),
       base: { uid: undefined, reported: reportedTotals(undefined), gate: gateTotals(gate) },
       written: undefined,
       attempted: undefined,
@@ -666,6 +683,7 @@ export class LeaseSync {
     }
     entry.demand.record(now, 0, 0);
     entry.sessions.record(now, 0);
+    entry.sessionDemand.record(now, 0);
     this.#metrics.fenced.set({ budget: key }, 0);
     this.#log.info({ budget: key, lease: this.#leaseFor(name)?.metadata?.name }, 'Enforced budget');
     return entry;
@@ -745,6 +763,7 @@ export class LeaseSync {
     const queued = gate.waiting;
     entry.demand.record(now, inUse + queued, totals.rejectedTotal);
     entry.sessions.record(now, gate.admitted);
+    entry.sessionDemand.record(now, gate.admitted + gate.rejected['session-rate']);
     return {
       observedEpoch: entry.lease?.spec.epoch ?? 0,
       // The grant in force apart from the fence: the write that carries it lifts the fence.
@@ -754,6 +773,8 @@ export class LeaseSync {
       queued,
       demand: entry.demand.demand(now),
       sessionsLastMinute: entry.sessions.count(now),
+      sessionDemand: Math.round(entry.sessionDemand.count(now) * (60_000 / sessionDemandWindowMs)) + queued,
+      sessionWindow: gate.sessionWindow(now),
       ...continuedTotals(entry.base, totals),
     };
   }

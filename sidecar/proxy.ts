@@ -340,7 +340,7 @@ export class StreamProxy {
       if (departed.signal.aborted || client.destroyed) {
         // Admitted for a client that has left: the stream never starts.
         stopWatching();
-        slot.cancel(performance.now());
+        slot.cancel();
         client.destroy();
         return;
       }
@@ -351,7 +351,7 @@ export class StreamProxy {
     } catch (error) {
       // Nothing was sent upstream (request() refused its arguments): the slot was never used.
       stopWatching();
-      slot?.cancel(performance.now());
+      slot?.cancel();
       throw error;
     }
   }
@@ -375,7 +375,7 @@ export class StreamProxy {
     const upstreamBase = budgets[0]?.upstream ?? this.#options.budgets()[0]?.upstream;
     if (!upstreamBase) {
       stopWatching();
-      slot?.cancel(performance.now());
+      slot?.cancel();
       this.#refuse(client, 'SLUICE_E_NO_BUDGET', id);
       return;
     }
@@ -384,7 +384,7 @@ export class StreamProxy {
     const headers = this.#upstreamHeaders(req.headers, budgets, target.host);
     if ('error' in headers) {
       stopWatching();
-      slot?.cancel(performance.now());
+      slot?.cancel();
       log.error({ stream: id, budget: names[0] }, headers.error);
       this.#count('SLUICE_E_CREDENTIALS');
       this.#refuse(client, 'SLUICE_E_CREDENTIALS', id, {}, headers.error);
@@ -423,7 +423,7 @@ export class StreamProxy {
       upstreamRequest.destroy();
       stopWatching();
       if (connected) slot?.release(false);
-      else slot?.cancel(performance.now());
+      else slot?.cancel();
       answerClient();
     };
     const onDeparted = () => abortDial(() => client.destroy());
@@ -445,7 +445,7 @@ export class StreamProxy {
       countUpstreamRejection(metrics, slot, 'unreachable');
       // Refused before it connected: nothing was opened. Lost after: the upstream may count it.
       if (connected) slot?.release(false);
-      else slot?.cancel(performance.now());
+      else slot?.cancel();
       log.warn({ stream: id, budget: names[0], err: error.code ?? error.message }, 'Upstream unreachable');
       this.#refuse(client, 'SLUICE_E_UPSTREAM_UNREACHABLE', id);
     });

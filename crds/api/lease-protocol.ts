@@ -87,16 +87,47 @@ export function slotHoldMs(budget: Pick<StreamBudget, 'spec'>): number {
   return budget.spec.reaping.upstreamReleaseDelaySeconds * 1000 + releaseMarginMs;
 }
 
+/**
+ * How much later than the sidecar the provider may count a start: the time a handshake
+ * takes to reach it. A pod's new-session window is the provider's 60 s and this margin.
+ */
+export const sessionStartMarginMs = 1000;
+
+/** The window a pod's `newSessionsPerMinute` holds for: at most that many starts in any 61 s. */
+export const sessionWindowMs = 60_000 + sessionStartMarginMs;
+
+/** The resolution of `status.sessionWindow`: one entry per second of the window. */
+export const sessionWindowSlotMs = 1000;
+
+/**
+ * How many of the starts in a reported `status.sessionWindow` are still inside the pod's
+ * window `elapsedMs` after the report. Entry j counts starts that leave within (j, j + 1]
+ * seconds of the report; each is taken to leave at the end of its second, so the count
+ * never falls early. Reading a report later than it was written only makes it hold longer.
+ */
+export function startsStillInWindow(window: readonly number[] | undefined, elapsedMs: number): number {
+  if (!window) return 0;
+  let count = 0;
+  for (let j = 0; j < window.length; j++) if ((j + 1) * sessionWindowSlotMs > elapsedMs) count += window[j] ?? 0;
+  return count;
+}
+
+/** When the next reported start leaves the window, counted from the report; undefined when none is left. */
+export function nextWindowExit(window: readonly number[] | undefined, elapsedMs: number): number | undefined {
+  if (!window) return undefined;
+  for (let j = 0; j < window.length; j++) {
+    const leaves = (j + 1) * sessionWindowSlotMs;
+    if (leaves > elapsedMs && (window[j] ?? 0) > 0) return leaves;
+  }
+  return undefined;
+}
+
 /** True when the sidecar has acknowledged the lease's current grant. */
 export function acknowledged(lease: Pick<StreamLease, 'spec' | 'status'>): boolean {
   return lease.status?.observedEpoch === lease.spec.epoch;
 }
 
-/** Grants compare by their three figures. */
+/** Grants compare by their two figures. */
 export function sameGrant(a: StreamLeaseSpecGrant | undefined, b: StreamLeaseSpecGrant | undefined): boolean {
-  return (
-    (a?.concurrency ?? 0) === (b?.concurrency ?? 0) &&
-    a?.newSessionsPerMinute === b?.newSessionsPerMinute &&
-    (a?.burst ?? 0) === (b?.burst ?? 0)
-  );
+  return (a?.concurrency ?? 0) === (b?.concurrency ?? 0) && a?.newSessionsPerMinute === b?.newSessionsPerMinute;
 }

@@ -18,6 +18,7 @@ export async function allocationSpeed(): Promise<void> {
         staleAfterMs: 30_000,
         releaseDelayMs: 10_000,
         staleGoneHoldMs: 60_000,
+        sessionWindowMs: 0,
         demandHalfLifeMs: 30_000,
       }),
   );
@@ -44,10 +45,7 @@ export async function allocationSpeed(): Promise<void> {
     const start = process.hrtime.bigint();
     for (let b = 0; b < budgets; b++) {
       const members = (books[b] as LeaseBook).members(inputs[b] as Candidate[], round * 1000);
-      writes += allocate({ limit, minPerPod: 1, strategy: 'Demand' }, members, {
-        mayRaise: true,
-        mayRaiseSessions: true,
-      }).writes.size;
+      writes += allocate({ limit, minPerPod: 1, strategy: 'Demand' }, members, { mayRaise: true }).writes.size;
     }
     timings.push(Number(process.hrtime.bigint() - start) / 1e6);
   }

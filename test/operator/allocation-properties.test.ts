@@ -60,6 +60,15 @@ const settings: fc.Arbitrary<FleetSettings> = fc.record({
   maxStreamMs: fc.constant(20_000),
 });
 
+/** A provider whose new-session limit scales both ways. */
+const autoscaleRule = fc.record({
+  scaleUpAtPercent: fc.integer({ min: 40, max: 90 }),
+  stepPercent: fc.integer({ min: 5, max: 50 }),
+  intervalSeconds: fc.integer({ min: 5, max: 60 }),
+  scaleDownBelowPercent: fc.integer({ min: 10, max: 39 }),
+  maxPerMinute: fc.integer({ min: 120, max: 1000 }),
+});
+
 /** Runs the scenario, then lets demand fall to nothing and waits out every hold. */
 function run(fleet: Fleet, schedule: { at: number; event: FleetEvent }[], ticks: number): void {
   const byTick = new Map<number, FleetEvent[]>();
@@ -129,13 +138,15 @@ describe('the allocation loop', () => {
         fc.integer(),
         fc.integer({ min: 1, max: 5 }),
         clockDrift,
+        fc.option(autoscaleRule, { nil: undefined }),
         fc.array(fc.record({ at: fc.nat(599), event }), { maxLength: 30 }),
-        (perMinute, seed, pods, drift, schedule) => {
+        (perMinute, seed, pods, drift, autoscale, schedule) => {
           const fleet = new Fleet(
             {
               limit: 40,
               minPerPod: 1,
               sessionsPerMinute: perMinute,
+              ...(autoscale && { autoscale }),
               leaseDurationMs: 3000,
               releaseDelayMs: 2000,
               tickMs: 500,
@@ -151,6 +162,7 @@ describe('the allocation loop', () => {
             600,
           );
           assert.deepEqual(fleet.upstream.violations, []);
+          assert.deepEqual(fleet.upstream.modelAhead, []);
         },
       ),
       { numRuns: runs(60) },
@@ -389,7 +401,13 @@ describe('the fence', () => {
           let fallsAt = Math.floor((fence.fallsAt() as number) / rate);
           while (!fence.fenced(fallsAt * rate)) fallsAt += 1;
           // The operator saw the write's status change some time after it was sent.
-          const book = new LeaseBook({ ...timings, releaseDelayMs: 0, staleGoneHoldMs: 0, demandHalfLifeMs: 1000 });
+          const book = new LeaseBook({
+            ...timings,
+            releaseDelayMs: 0,
+            staleGoneHoldMs: 0,
+            demandHalfLifeMs: 1000,
+            sessionWindowMs: 0,
+          });
           const lease = (fingerprint: string) => ({
             name: 'l',
             phase: 'active' as const,

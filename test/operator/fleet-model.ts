@@ -187,6 +187,10 @@ class Upstream {
   readonly sessions: SessionLimit | undefined;
   peak = 0;
   readonly violations: string[] = [];
+  /** When each session started, as the provider counts them. */
+  readonly startTimes: number[] = [];
+  /** Moments the leader's model of the new-session limit was above the provider's. */
+  readonly modelAhead: string[] = [];
 
   constructor(
     readonly settings: FleetSettings,
@@ -225,6 +229,7 @@ class Upstream {
       if (starts >= allowed)
         this.violations.push(`t=${now}: ${starts + 1} starts in 60 s, provider's limit ${allowed}`);
       this.sessions.record(now);
+      this.startTimes.push(now);
     }
   }
 
@@ -239,10 +244,7 @@ function grantOf(lease: StreamLease): Grant {
   const grant = lease.spec.grant;
   return {
     concurrency: grant.concurrency,
-    ...(grant.newSessionsPerMinute !== undefined && {
-      newSessionsPerMinute: grant.newSessionsPerMinute,
-      burst: grant.burst ?? 0,
-    }),
+    ...(grant.newSessionsPerMinute !== undefined && { newSessionsPerMinute: grant.newSessionsPerMinute }),
   };
 }
 
@@ -252,6 +254,7 @@ class SimSidecar {
   fence: Fence;
   readonly demandWindow = new DemandWindow();
   readonly sessions = new RecentCount(60_000);
+  readonly sessionDemand = new RecentCount(10_000);
   readonly streams = new Map<string, number>();
   /** The lease taken up, and the epoch put in force. */
   leaseUid: string | undefined;
@@ -284,6 +287,7 @@ class SimSidecar {
     }
     this.demandWindow.record(local, 0, 0);
     this.sessions.record(local, 0);
+    this.sessionDemand.record(local, 0);
   }
 
   /** Its monotonic clock. */
@@ -299,11 +303,7 @@ class SimSidecar {
   #putInForce(local: number): void {
     const inForce = this.fence.fenced(local) ? { ...this.target, concurrency: 0 } : this.target;
     const now = this.gate.grant;
-    if (
-      now.concurrency !== inForce.concurrency ||
-      now.newSessionsPerMinute !== inForce.newSessionsPerMinute ||
-      (now.burst ?? 0) !== (inForce.burst ?? 0)
-    ) {
+    if (now.concurrency !== inForce.concurrency || now.newSessionsPerMinute !== inForce.newSessionsPerMinute) {
       this.gate.updateGrant(inForce, local);
     }
   }
@@ -311,8 +311,9 @@ class SimSidecar {
   tryAdmit(now: number): boolean {
     const local = this.local(now);
     this.#putInForce(local);
-    if (this.gate.blocker(local) !== undefined) {
-      this.gate.rejected.concurrency += 1;
+    const blocker = this.gate.blocker(local);
+    if (blocker !== undefined) {
+      this.gate.rejected[blocker] += 1;
       return false;
     }
     this.gate.take(local);
@@ -390,8 +391,10 @@ class SimSidecar {
     this.lastHeartbeat = local;
     if (this.fleet.chaos && rng() < 0.05) return; // lost on the way
     const inUse = this.gate.inUse(local);
-    this.demandWindow.record(local, inUse, this.gate.rejected.concurrency);
+    const { rejected } = this.gate;
+    this.demandWindow.record(local, inUse, rejected.concurrency + rejected['session-rate'] + rejected['no-grant']);
     this.sessions.record(local, this.gate.admitted);
+    this.sessionDemand.record(local, this.gate.admitted + rejected['session-rate']);
     const written = this.fleet.store.status(lease.metadata.name as string, lease.metadata.uid as string, {
       observedEpoch: this.appliedEpoch,
       grant: { ...this.target },
@@ -400,6 +403,8 @@ class SimSidecar {
       queued: 0,
       demand: this.demandWindow.demand(local),
       sessionsLastMinute: this.sessions.count(local),
+      sessionDemand: this.sessionDemand.count(local) * 6,
+      sessionWindow: this.gate.sessionWindow(local),
       heartbeatTime: new Date(wallBase + now).toISOString(),
     });
     if (written) this.fence.succeeded(local);
@@ -737,6 +742,7 @@ export class Fleet {
       operator.refresh(this.rng, now);
       if (operator.leadingSince !== undefined) operator.reconcile(now);
     }
+    this.#checkModel(now);
     for (const [pod, sidecar] of this.sidecars) {
       sidecar.reap(now);
       sidecar.sync(now, this.rng, apiUp);
@@ -755,6 +761,24 @@ export class Fleet {
       }
     }
   }
+
+  /** Every leader's model of the new-session limit against the provider's limit now. */
+  #checkModel(now: number): void {
+    const sessions = this.upstream.sessions;
+    if (!sessions) return;
+    const provider = sessions.limit(now);
+    for (const operator of this.operators) {
+      const model = operator.memory.get(budgetKey)?.sessions;
+      if (operator.leadingSince === undefined || operator.paused || !model) continue;
+      if (model.perMinute > provider) {
+        this.upstream.modelAhead.push(`t=${now}: modelled ${model.perMinute}, provider's limit ${provider}`);
+      }
+      this.sessionTrace?.push({ at: now, model: model.perMinute, ceiling: model.ceiling, provider });
+    }
+  }
+
+  /** With `traceSessions`, the model and the provider's limit at every tick, for the benchmark's curve. */
+  sessionTrace: { at: number; model: number; ceiling: number; provider: number }[] | undefined;
 
   #elect(operator: SimOperator, now: number): void {
     const record = this.leaseHolder;

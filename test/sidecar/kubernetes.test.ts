@@ -134,7 +134,7 @@ async function createWorld(admin: KubeConfig, namespace: string, spec: Record<st
 /** The operator's part: create the pod's lease for the budget with a grant. */
 async function writeLease(
   world: World,
-  grant: { concurrency: number; newSessionsPerMinute?: number; burst?: number },
+  grant: { concurrency: number; newSessionsPerMinute?: number },
   epoch: number,
   extra: { finalizers?: string[] } = {},
 ): Promise<void> {

@@ -75,15 +75,15 @@ describe('admission', () => {
     (await queued).ws.close();
   });
 
-  test('new sessions take tokens: past the burst, a 429 for session-rate with the wait in Retry-After', async () => {
-    // 20 a minute: a burst of 2 and 18 a minute, so that no 60 s window holds more than 20.
+  test('new sessions are paced: past the burst, a 429 for session-rate with the wait in Retry-After', async () => {
+    // 20 in any 61 s: 2 in hand, then one every 61/20 s.
     const s = await setup({ spec: { maxConcurrentStreams: 10, newSessions: { perMinute: 20 } } });
     const streams = [await openStream(`${s.url}${fluxPath}`, auth), await openStream(`${s.url}${fluxPath}`, auth)];
     const refusal = await refusedHandshake(`${s.url}${fluxPath}`, auth);
     assert.equal(refusal.status, 429);
     assert.equal(refusal.headers['x-sluice-reason'], 'session-rate');
     assert.equal(JSON.parse(refusal.body).code, 'SLUICE_E_SESSION_RATE');
-    assert.equal(refusal.headers['retry-after'], '4', 'one token every 60/18 s');
+    assert.equal(refusal.headers['retry-after'], '4', 'one token every 61/20 s');
     for (const stream of streams) stream.ws.close();
   });
 
