@@ -6,8 +6,10 @@
  *
  * The model keeps the range the provider's limit can be in: `low`, what the fleet is held
  * to, and `high`. Every decision falls on the safe side:
- * - `low` rises one step only after a whole interval in which every limit in the range
- *   would have stepped up (use against `high`), so it follows at most one interval behind;
+ * - `low` rises only after a whole interval (the provider surely stepped once in it), to
+ *   the lowest any limit in the range can have reached on the least use seen: a limit at
+ *   the low end steps up, one higher up may only have held, so it follows at most one
+ *   interval behind;
  * - `low` falls as soon as any limit in the range could have stepped down (use against
  *   `high`), to the lowest such a step gives;
  * - `high` rises as soon as any limit in the range could have stepped up (use against
@@ -30,6 +32,7 @@ export class SessionModel {
   #high: number;
   /** Since when every limit in the range would have stepped up (down), at every observation. */
   #upSince: number | undefined;
+  #leastSince = Number.POSITIVE_INFINITY;
   #downSince: number | undefined;
   /** `high` may rise again from this time: the provider steps at most once an interval. */
   #highMayRiseAt = Number.NEGATIVE_INFINITY;
@@ -101,15 +104,28 @@ export class SessionModel {
       }
     }
 
-    // It surely stepped up: every limit in the range, for a whole interval.
-    if (least >= upAt * this.#high) {
-      this.#upSince ??= now;
-      if (now - this.#upSince >= interval) {
-        this.#low = Math.min(max, step(this.#low, auto.stepPercent, 'least'));
-        this.#upSince = now;
-      }
-    } else {
-      this.#upSince = undefined;
+    // After a whole interval the provider surely stepped once, on use at least the least
+    // seen since: the lowest it can have reached. A limit at the low end that rose, or one
+    // higher up that held (a limit held only while use is at least its down threshold).
+    this.#upSince ??= now;
+    this.#leastSince = Math.min(this.#leastSince, least);
+    if (now - this.#upSince >= interval) {
+      const seen = this.#leastSince;
+      const atLow =
+        seen >= upAt * this.#low
+          ? Math.min(max, step(this.#low, auto.stepPercent, 'least'))
+          : seen >= downBelow * this.#low
+            ? this.#low
+            : Math.max(floor, step(this.#low, -auto.stepPercent, 'least'));
+      let lowest = atLow;
+      const heldFrom = Math.max(this.#low, Math.floor(seen / upAt) + 1);
+      if (heldFrom <= this.#high) lowest = Math.min(lowest, heldFrom);
+      const fellFrom = Math.max(this.#low, Math.floor(seen / downBelow) + 1);
+      if (fellFrom <= this.#high)
+        lowest = Math.min(lowest, Math.max(floor, step(fellFrom, -auto.stepPercent, 'least')));
+      if (lowest > this.#low) this.#low = lowest;
+      this.#upSince = now;
+      this.#leastSince = Number.POSITIVE_INFINITY;
     }
 
     // It surely stepped down.

@@ -6,12 +6,14 @@ import { allocationSpeed } from './allocation.js';
 import { emulatorCapacity } from './emulator-capacity.js';
 import { operatorFleet } from './operator-fleet.js';
 import { relayLatency } from './relay-latency.js';
+import { sessionBudget } from './session-budget.js';
 
 const benchmarks: Record<string, () => Promise<void>> = {
   allocation: allocationSpeed,
   emulator: emulatorCapacity,
   operator: operatorFleet,
   relay: relayLatency,
+  sessions: sessionBudget,
 };
 
 const names = process.argv.slice(2);

@@ -14,6 +14,7 @@ import { leaseTimings, type StreamBudget } from '../../crds/api/index.js';
 import { LeaseBook } from '../../operator/lease-book.js';
 import { Fence } from '../../sidecar/lease-sync.js';
 import { Fleet, type FleetEvent, type FleetSettings, providerLagMs } from './fleet-model.js';
+import { sessionUse } from './session-use.js';
 
 const event: fc.Arbitrary<FleetEvent> = fc.oneof(
   { weight: 3, arbitrary: fc.constant<FleetEvent>({ kind: 'addPod' }) },
@@ -166,6 +167,32 @@ describe('the allocation loop', () => {
         },
       ),
       { numRuns: runs(60) },
+    );
+  });
+
+  it('uses the new-session budget while callers want more than it, skewed and then moved, never past it', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 20, max: 200 }), fc.integer(), (budget, seed) => {
+        const use = sessionUse(budget, seed, { minutes: 4, moveAtMs: 120_000 });
+        assert.deepEqual(use.violations, []);
+        assert.ok(use.busiestWindow <= budget, `${use.busiestWindow} starts in one 60 s window`);
+        // Every minute after the first, the minute of the move included (the goal is 95 %; see the README).
+        for (const [minute, starts] of use.perMinute.entries()) {
+          if (minute > 0) assert.ok(starts >= 0.85 * budget, `minute ${minute}: ${starts} of ${budget}`);
+        }
+      }),
+      { numRuns: runs(6) },
+    );
+  });
+
+  it("keeps the autoscale model at or below the provider's limit while demand stays high", () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 20, max: 100 }), autoscaleRule, fc.integer(), (budget, autoscale, seed) => {
+        const use = sessionUse(budget, seed, { minutes: 4, autoscale });
+        assert.deepEqual(use.violations, []);
+        assert.deepEqual(use.modelAhead, []);
+      }),
+      { numRuns: runs(6) },
     );
   });
 
