@@ -49,6 +49,8 @@ export interface Member {
   stale: boolean;
   /** Starts still inside the pod's new-session window, by its last report. */
   sessionsHeld?: number;
+  /** Of those, the starts the provider surely still counts. */
+  sessionsCounted?: number;
   /** New streams the pod wants per minute (smoothed). */
   sessionDemand?: number;
 }

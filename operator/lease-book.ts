@@ -7,7 +7,7 @@
  * Everything here may be forgotten (a restart or failover starts a new book); the rules
  * err on the safe side when it is.
  */
-import { nextWindowExit, startsStillInWindow } from '../crds/api/index.js';
+import { nextWindowExit, startsStillInWindow, startsSurelyCounted } from '../crds/api/index.js';
 import type { Grant, Member, MemberPhase } from './allocate.js';
 
 /** A lease as read from the cache, reduced to what the allocation needs. */
@@ -218,6 +218,7 @@ export class LeaseBook {
     // Starts the pod made are inside its window until they leave it, whatever its grant
     // says now: capacity it gave up is free only as they leave.
     const sessionsHeld = startsStillInWindow(record.sessionWindow, now - record.changedAt);
+    const sessionsCounted = startsSurelyCounted(record.sessionWindow, now - record.changedAt);
 
     const reported = Math.max(status?.demand ?? 0, status?.inUse ?? 0);
     const decay = 0.5 ** ((now - record.demandAt) / this.timings.demandHalfLifeMs);
@@ -236,6 +237,7 @@ export class LeaseBook {
       demand: Math.floor(record.smoothedDemand + 0.5),
       stale,
       sessionsHeld,
+      sessionsCounted,
       sessionDemand: Math.floor(record.smoothedSessionDemand + 0.5),
     };
   }

@@ -178,8 +178,11 @@ export function planBudget(
 
   const members = mem.book.members(candidates, now, state.wallClock.getTime());
   const statuses = leases.map((l) => l.status ?? {});
-  const startsLastMinute = statuses.reduce((sum, s) => sum + (s.sessionsLastMinute ?? 0), 0);
-  const sessionsPerMinute = mem.sessions?.observe(startsLastMinute, now);
+  // The provider's count of starts, bounded from the pods' reported windows (a vanished
+  // pod's too, as its starts leave).
+  const counted = members.reduce((sum, m) => sum + (m.sessionsCounted ?? 0), 0);
+  const held = members.reduce((sum, m) => sum + (m.sessionsHeld ?? 0), 0);
+  const sessionsPerMinute = mem.sessions?.observe({ least: counted, most: held }, now);
   const mayRaise = !deleting && state.leadership.mayRaise(timings.leaseDurationMs);
   const allocation = allocate(
     {

@@ -65,8 +65,13 @@ export class SessionModel {
     return this.#high;
   }
 
-  /** Feeds the starts of the last minute across the fleet, as reported; returns the budget to split. */
-  observe(startsLastMinute: number, now: number): number {
+  /**
+   * Feeds what the pods reported of the starts inside the provider's window: at least
+   * `least`, at most `most` (a single figure for both when known exactly); returns the
+   * budget to split.
+   */
+  observe(starts: number | { least: number; most: number }, now: number): number {
+    const reported = typeof starts === 'number' ? { least: starts, most: starts } : starts;
     const auto = this.spec.autoscale;
     const previous = this.#lastObservedAt;
     this.#lastObservedAt = now;
@@ -75,9 +80,9 @@ export class SessionModel {
       return this.#low;
     }
     const interval = auto.intervalSeconds * 1000;
-    const slack = Math.max(1, Math.ceil(startsLastMinute * 0.05));
-    const least = Math.max(0, startsLastMinute - slack);
-    const most = startsLastMinute + slack;
+    const slack = Math.max(1, Math.ceil(reported.most * 0.05));
+    const least = Math.max(0, reported.least - slack);
+    const most = reported.most + slack;
     const upAt = auto.scaleUpAtPercent / 100;
     const downBelow = auto.scaleDownBelowPercent / 100;
     const floor = this.spec.perMinute;

@@ -152,16 +152,15 @@ export class BudgetGate {
   /**
    * Counts the starts a previous run of the sidecar may have made as still inside the
    * window: those it last reported (`reported`, as in `status.sessionWindow`), each until
-   * the end of its second counted from now, and as many more as `quota` allowed it since,
-   * for a whole window. Nothing is known of when they were made, so they leave late.
+   * the end of its second counted from now, and a whole `quota` more for a whole window:
+   * how long ago that report was written is not known, so the run may have made its full
+   * quota since, just before it died.
    */
   holdSessions(reported: readonly number[] | undefined, quota: number, now: number): void {
-    let known = 0;
     (reported ?? []).forEach((count, j) => {
       this.#window.hold(count, (j + 1) * sessionWindowSlotMs, now);
-      known += count;
     });
-    this.#window.hold(Math.max(0, quota - known), sessionWindowMs, now);
+    this.#window.hold(quota, sessionWindowMs, now);
   }
 
   /** Puts a new grant in force. Lowering it never ends a stream: new ones wait until the pod is under it. */

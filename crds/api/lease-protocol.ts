@@ -112,6 +112,24 @@ export function startsStillInWindow(window: readonly number[] | undefined, elaps
   return count;
 }
 
+/**
+ * How many of the starts in a reported `status.sessionWindow` the provider surely still
+ * counts `elapsedMs` after the report was first seen: those that leave the pod's window
+ * later than its margin and a report lag of up to `reportLagMs` after that.
+ */
+export function startsSurelyCounted(
+  window: readonly number[] | undefined,
+  elapsedMs: number,
+  reportLagMs = 2000,
+): number {
+  if (!window) return 0;
+  let count = 0;
+  for (let j = 0; j < window.length; j++) {
+    if (j * sessionWindowSlotMs > elapsedMs + sessionStartMarginMs + reportLagMs) count += window[j] ?? 0;
+  }
+  return count;
+}
+
 /** When the next reported start leaves the window, counted from the report; undefined when none is left. */
 export function nextWindowExit(window: readonly number[] | undefined, elapsedMs: number): number | undefined {
   if (!window) return undefined;

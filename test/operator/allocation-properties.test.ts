@@ -139,15 +139,13 @@ describe('the allocation loop', () => {
         fc.integer(),
         fc.integer({ min: 1, max: 5 }),
         clockDrift,
-        fc.option(autoscaleRule, { nil: undefined }),
         fc.array(fc.record({ at: fc.nat(599), event }), { maxLength: 30 }),
-        (perMinute, seed, pods, drift, autoscale, schedule) => {
+        (perMinute, seed, pods, drift, schedule) => {
           const fleet = new Fleet(
             {
               limit: 40,
               minPerPod: 1,
               sessionsPerMinute: perMinute,
-              ...(autoscale && { autoscale }),
               leaseDurationMs: 3000,
               releaseDelayMs: 2000,
               tickMs: 500,
