@@ -48,7 +48,7 @@ export class BudgetGate {
   readonly settings: BudgetSettings;
   #grant: Grant;
   /** Every start of the last window, kept whatever the grant: a later grant may limit them again. */
-  readonly #window = new SessionWindow(0);
+  readonly #window: SessionWindow;
   #open = 0;
   /** Release times of slots held after unclean ends, in order. */
   #stale: number[] = [];
@@ -61,10 +61,10 @@ export class BudgetGate {
   /** Handshakes the upstream refused (any HTTP status, a timeout, unreachable); counted by the proxy. */
   upstreamRejected = 0;
 
-  constructor(settings: BudgetSettings, grant: Grant, now: number) {
+  constructor(settings: BudgetSettings, grant: Grant, _now: number) {
     this.settings = settings;
     this.#grant = grant;
-    this.#window.update(grant.newSessionsPerMinute ?? 0, now);
+    this.#window = new SessionWindow(grant.newSessionsPerMinute ?? 0);
   }
 
   get name(): string {
