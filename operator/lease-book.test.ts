@@ -85,6 +85,25 @@ describe('the lease book: new-session windows', () => {
     assert.equal(book.nextWindowExit(8000), undefined);
   });
 
+  it('counts as surely seen upstream only starts the sidecar made, from a report it saw arrive', () => {
+    const book = new LeaseBook(timings);
+    const window = [...Array(40).fill(0), 4];
+    const at = (now: number, status: ObservedLease['status']) =>
+      book.members([{ name: 'l', phase: 'active', lease: lease(status) }], now, wall + now)[0];
+    const first = { observedEpoch: 2, inUse: 0, sessionWindow: window, heartbeatTime: 'a' };
+    assert.equal(at(0, first)?.sessionsCounted, 0, 'found at first sight: the report may be old');
+    assert.equal(at(0, first)?.sessionsHeld, 4);
+    const next = { ...first, heartbeatTime: 'b', sessionWindowInherited: [...Array(40).fill(0), 3] };
+    assert.equal(at(1000, next)?.sessionsCounted, 1, 'three of the four are held for an earlier run');
+    assert.equal(at(1000, next)?.sessionsHeld, 4);
+    assert.equal(at(1000, { ...next, heartbeatTime: 'c', sessionWindowInherited: [] })?.sessionsCounted, 4);
+    assert.equal(
+      at(38_000, { ...next, heartbeatTime: 'c', sessionWindowInherited: [] })?.sessionsCounted,
+      0,
+      'may have left',
+    );
+  });
+
   it('keeps the lease of a pod that went for a whole window when the budget limits new sessions', () => {
     const book = new LeaseBook({ ...timings, sessionWindowMs: 61_000 });
     const status = { observedEpoch: 2, inUse: 0, heartbeatTime: new Date(wall).toISOString() };

@@ -7,7 +7,7 @@
  * Everything here may be forgotten (a restart or failover starts a new book); the rules
  * err on the safe side when it is.
  */
-import { nextWindowExit, startsStillInWindow, startsSurelyCounted } from '../crds/api/index.js';
+import { nextWindowExit, startsMade, startsStillInWindow, startsSurelyCounted } from '../crds/api/index.js';
 import type { Grant, Member, MemberPhase } from './allocate.js';
 
 /** A lease as read from the cache, reduced to what the allocation needs. */
@@ -23,6 +23,8 @@ export interface ObservedLease {
     /** New streams wanted per minute, and the starts inside the pod's window by the second they leave it. */
     sessionDemand?: number;
     sessionWindow?: number[];
+    /** The part of sessionWindow held for an earlier run of the sidecar. */
+    sessionWindowInherited?: number[];
     heartbeatTime?: string;
   };
   /** Anything in status, so that any change counts as a sign of life. */
@@ -64,6 +66,8 @@ interface LeaseRecord {
   smoothedSessionDemand: number;
   /** The last reported new-session window, read as if written when it was first seen. */
   sessionWindow?: number[];
+  /** The starts of it the sidecar made itself (not held for an earlier run). */
+  sessionWindowMade?: number[];
 }
 
 export class LeaseBook {
@@ -181,6 +185,7 @@ export class LeaseBook {
       record.fingerprint = lease.statusFingerprint;
       record.changedAt = now;
       record.sessionWindow = lease.status?.sessionWindow;
+      record.sessionWindowMade = startsMade(lease.status?.sessionWindow, lease.status?.sessionWindowInherited);
     }
     const stale = lease !== undefined && now - record.changedAt > this.timings.staleAfterMs;
     if (candidate.phase === 'gone') {
@@ -218,7 +223,11 @@ export class LeaseBook {
     // Starts the pod made are inside its window until they leave it, whatever its grant
     // says now: capacity it gave up is free only as they leave.
     const sessionsHeld = startsStillInWindow(record.sessionWindow, now - record.changedAt);
-    const sessionsCounted = startsSurelyCounted(record.sessionWindow, now - record.changedAt);
+    // What the provider surely counts: only starts the sidecar made itself, and only from a
+    // report this book saw arrive. One found at first sight (a new leader, a restart) may
+    // be old, and read as new it would place its starts later than they were made.
+    const made = record.sawChange ? record.sessionWindowMade : undefined;
+    const sessionsCounted = startsSurelyCounted(made, now - record.changedAt);
 
     const reported = Math.max(status?.demand ?? 0, status?.inUse ?? 0);
     const decay = 0.5 ** ((now - record.demandAt) / this.timings.demandHalfLifeMs);

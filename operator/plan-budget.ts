@@ -465,6 +465,7 @@ function observe(lease: StreamLease): ObservedLease {
         ...(status.demand !== undefined && { demand: status.demand }),
         ...(status.sessionDemand !== undefined && { sessionDemand: status.sessionDemand }),
         ...(status.sessionWindow !== undefined && { sessionWindow: status.sessionWindow }),
+        ...(status.sessionWindowInherited !== undefined && { sessionWindowInherited: status.sessionWindowInherited }),
         ...(status.heartbeatTime !== undefined && { heartbeatTime: status.heartbeatTime }),
       },
     }),

@@ -26,6 +26,17 @@ export interface SessionRange {
   high: number;
 }
 
+interface Step {
+  level: number;
+  until: number;
+}
+
+/** The oldest step still recent at `now`, the older ones dropped. */
+function recent(steps: Step[], now: number): Step | undefined {
+  while (steps.length > 0 && (steps[0] as Step).until <= now) steps.shift();
+  return steps[0];
+}
+
 export class SessionModel {
   readonly spec: StreamBudgetSpecNewSessions;
   #low: number;
@@ -34,16 +45,20 @@ export class SessionModel {
   #upSince: number | undefined;
   #leastSince = Number.POSITIVE_INFINITY;
   #downSince: number | undefined;
-  /** `high` may rise again from this time: the provider steps at most once an interval. */
-  #highMayRiseAt = Number.NEGATIVE_INFINITY;
-  #lowMayFallAt = Number.NEGATIVE_INFINITY;
-  #lastObservedAt: number;
+  /**
+   * The last interval's steps of the range's ends, oldest first: a limit above `level` of a
+   * rise (below `level` of a fall) can be held only by stepping since, and the provider
+   * steps at most once an interval, so it does not step again `until` then. A limit that
+   * has not stepped may, however recently another did.
+   */
+  #rises: Step[] = [];
+  #falls: Step[] = [];
 
   /**
    * `resume`: the range a previous leader wrote into the status. The provider may have
    * stepped up once more since, so `high` starts a step higher.
    */
-  constructor(spec: StreamBudgetSpecNewSessions, now: number, resume?: SessionRange) {
+  constructor(spec: StreamBudgetSpecNewSessions, _now: number, resume?: SessionRange) {
     this.spec = spec;
     const auto = spec.autoscale;
     this.#low = spec.perMinute;
@@ -52,7 +67,6 @@ export class SessionModel {
       this.#low = Math.min(resume.low, auto.maxPerMinute);
       this.#high = Math.min(auto.maxPerMinute, Math.max(this.#low, step(resume.high, auto.stepPercent, 'most')));
     }
-    this.#lastObservedAt = now;
   }
 
   /** The per-minute budget to split now: the lowest limit the provider can hold. */
@@ -73,8 +87,6 @@ export class SessionModel {
   observe(starts: number | { least: number; most: number }, now: number): number {
     const reported = typeof starts === 'number' ? { least: starts, most: starts } : starts;
     const auto = this.spec.autoscale;
-    const previous = this.#lastObservedAt;
-    this.#lastObservedAt = now;
     if (!auto) {
       this.#low = this.#high = this.spec.perMinute;
       return this.#low;
@@ -89,23 +101,25 @@ export class SessionModel {
     const max = auto.maxPerMinute;
 
     // The provider's limit may have stepped up: the most use against the lowest limits.
-    const highestUp = Math.min(this.#high, Math.floor(most / upAt));
-    if (highestUp >= this.#low && now >= this.#highMayRiseAt) {
+    const mayRise = Math.min(this.#high, recent(this.#rises, now)?.level ?? this.#high);
+    const highestUp = Math.min(mayRise, Math.floor(most / upAt));
+    if (highestUp >= this.#low) {
       const stepped = Math.min(max, step(highestUp, auto.stepPercent, 'most'));
       if (stepped > this.#high) {
+        // Use is reported a little late: its step may have come half an interval ago.
+        this.#rises.push({ level: this.#high, until: now + interval / 2 });
         this.#high = stepped;
-        // Its step may have come right after the previous observation.
-        this.#highMayRiseAt = previous + interval;
       }
     }
 
     // It may have stepped down: the least use against the highest limits.
-    const lowestDown = Math.max(this.#low, Math.floor(least / downBelow) + 1);
-    if (lowestDown <= this.#high && least < downBelow * this.#high && now >= this.#lowMayFallAt) {
+    const mayFall = Math.max(this.#low, recent(this.#falls, now)?.level ?? this.#low);
+    const lowestDown = Math.max(mayFall, Math.floor(least / downBelow) + 1);
+    if (lowestDown <= this.#high) {
       const stepped = Math.max(floor, step(lowestDown, -auto.stepPercent, 'least'));
       if (stepped < this.#low) {
+        this.#falls.push({ level: this.#low, until: now + interval / 2 });
         this.#low = stepped;
-        this.#lowMayFallAt = now + interval / 2;
       }
     }
 

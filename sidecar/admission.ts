@@ -144,6 +144,11 @@ export class BudgetGate {
     return this.#window.report(now);
   }
 
+  /** The part of `sessionWindow` held for an earlier run, as `status.sessionWindowInherited` carries it. */
+  sessionWindowInherited(now: number): number[] {
+    return this.#window.reportHeld(now);
+  }
+
   /** Holds `count` slots for the release delay: streams a previous run of the sidecar may have left upstream. */
   holdStale(count: number, now: number): void {
     for (let i = 0; i < count; i++) this.#stale.push(now + this.settings.releaseDelayMs);

@@ -233,6 +233,8 @@ export interface LeaseReport extends LeaseTotals {
   sessionDemand: number;
   /** The pod's new-session window by the second in which its starts leave it (not compared: it moves with time). */
   sessionWindow: number[];
+  /** The part of it held for an earlier run of the sidecar: starts not known to have been made. */
+  sessionWindowInherited: number[];
 }
 
 /**
@@ -274,6 +276,7 @@ export function statusPatch(report: LeaseReport, heartbeatTime: Date): { status:
     sessionsLastMinute: report.sessionsLastMinute,
     sessionDemand: report.sessionDemand,
     sessionWindow: report.sessionWindow,
+    sessionWindowInherited: report.sessionWindowInherited,
     admittedTotal: report.admittedTotal,
     rejectedTotal: report.rejectedTotal,
     reapedTotal: report.reapedTotal,
@@ -775,6 +778,7 @@ export class LeaseSync {
       sessionsLastMinute: entry.sessions.count(now),
       sessionDemand: Math.round(entry.sessionDemand.count(now) * (60_000 / sessionDemandWindowMs)) + queued,
       sessionWindow: gate.sessionWindow(now),
+      sessionWindowInherited: gate.sessionWindowInherited(now),
       ...continuedTotals(entry.base, totals),
     };
   }

@@ -79,4 +79,36 @@ describe('SessionWindow', () => {
     assert.equal(window.count(5000), 2);
     assert.equal(window.count(61_000), 0, 'never longer than a window');
   });
+
+  test("reports the held starts apart, so that a reader can tell the run's own", () => {
+    const window = new SessionWindow(10);
+    window.hold(3, 2500, 0);
+    window.take(0);
+    window.take(1000);
+    assert.equal(
+      window.report(0).reduce((a, b) => a + b, 0),
+      5,
+    );
+    assert.deepEqual(window.reportHeld(0), [0, 0, 3]);
+    assert.equal(
+      window.report(3000).reduce((a, b) => a + b, 0),
+      2,
+    );
+    assert.deepEqual(window.reportHeld(3000), [], 'left the window');
+  });
+
+  test('waits for the earliest start to leave, a held one or its own', () => {
+    const window = new SessionWindow(3);
+    window.hold(1, 30_000, 0);
+    window.take(0);
+    window.take(5000);
+    assert.equal(window.count(5000), 3);
+    assert.equal(window.waitMs(5000), 25_000, 'the held start leaves first');
+    window.giveBack();
+    assert.equal(window.count(5000), 2, 'the latest of its own is given back, not the held one');
+    assert.equal(
+      window.reportHeld(5000).reduce((a, b) => a + b, 0),
+      1,
+    );
+  });
 });

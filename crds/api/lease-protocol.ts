@@ -130,6 +130,14 @@ export function startsSurelyCounted(
   return count;
 }
 
+/**
+ * The starts of a reported `status.sessionWindow` the sidecar made itself: less those it
+ * holds for an earlier run (`status.sessionWindowInherited`), which it may never have made.
+ */
+export function startsMade(window: readonly number[] | undefined, inherited: readonly number[] | undefined): number[] {
+  return (window ?? []).map((count, j) => Math.max(0, count - (inherited?.[j] ?? 0)));
+}
+
 /** When the next reported start leaves the window, counted from the report; undefined when none is left. */
 export function nextWindowExit(window: readonly number[] | undefined, elapsedMs: number): number | undefined {
   if (!window) return undefined;

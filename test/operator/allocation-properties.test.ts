@@ -12,7 +12,9 @@ import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { leaseTimings, type StreamBudget } from '../../crds/api/index.js';
 import { LeaseBook } from '../../operator/lease-book.js';
+import { SessionModel } from '../../operator/session-model.js';
 import { Fence } from '../../sidecar/lease-sync.js';
+import { SessionLimit } from '../emulator/session-limit.js';
 import { Fleet, type FleetEvent, type FleetSettings, providerLagMs } from './fleet-model.js';
 import { sessionUse } from './session-use.js';
 
@@ -139,13 +141,15 @@ describe('the allocation loop', () => {
         fc.integer(),
         fc.integer({ min: 1, max: 5 }),
         clockDrift,
+        fc.option(autoscaleRule, { nil: undefined }),
         fc.array(fc.record({ at: fc.nat(599), event }), { maxLength: 30 }),
-        (perMinute, seed, pods, drift, schedule) => {
+        (perMinute, seed, pods, drift, autoscale, schedule) => {
           const fleet = new Fleet(
             {
               limit: 40,
               minPerPod: 1,
               sessionsPerMinute: perMinute,
+              ...(autoscale && { autoscale }),
               leaseDurationMs: 3000,
               releaseDelayMs: 2000,
               tickMs: 500,
@@ -191,6 +195,41 @@ describe('the allocation loop', () => {
         assert.deepEqual(use.modelAhead, []);
       }),
       { numRuns: runs(6) },
+    );
+  });
+
+  it('keeps the autoscale model at or below a provider that scales both ways, whatever the use', () => {
+    // Use rises and falls in phases, each a share of what the model allows: held at the
+    // limit, the model trails the provider; then use between the two limits' thresholds
+    // (25 starts against 48 and 52) must bring the model down with the provider.
+    const phase = fc.record({ seconds: fc.integer({ min: 5, max: 150 }), percent: fc.integer({ min: 0, max: 120 }) });
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 10, max: 200 }),
+        autoscaleRule,
+        fc.array(phase, { minLength: 1, maxLength: 8 }),
+        (asked, autoscale, phases) => {
+          const perMinute = Math.min(asked, autoscale.maxPerMinute);
+          const provider = new SessionLimit({ perMinute, autoscale }, 0);
+          const model = new SessionModel({ perMinute, autoscale }, 0);
+          const tickMs = 500;
+          let now = 0;
+          let owed = 0;
+          for (const { seconds, percent } of phases) {
+            for (const end = now + seconds * 1000; now < end; now += tickMs) {
+              const inWindow = provider.startsInWindow(now);
+              const held = model.observe(inWindow, now);
+              const limit = provider.limit(now);
+              assert.ok(held <= limit, `t=${now}: modelled ${held}, the provider's limit ${limit}`);
+              // Starts wanted at `percent` of the modelled limit a minute, within what it allows.
+              owed += (held * percent * tickMs) / 100 / 60_000;
+              for (; owed >= 1 && provider.startsInWindow(now) < held; owed -= 1) provider.record(now);
+              owed = Math.min(owed, 1);
+            }
+          }
+        },
+      ),
+      { numRuns: runs(200) },
     );
   });
 

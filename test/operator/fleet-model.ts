@@ -405,6 +405,7 @@ class SimSidecar {
       sessionsLastMinute: this.sessions.count(local),
       sessionDemand: this.sessionDemand.count(local) * 6,
       sessionWindow: this.gate.sessionWindow(local),
+      sessionWindowInherited: this.gate.sessionWindowInherited(local),
       heartbeatTime: new Date(wallBase + now).toISOString(),
     });
     if (written) this.fence.succeeded(local);
