@@ -71,6 +71,17 @@ describe('SessionWindow', () => {
     assert.equal(startsStillInWindow(report, 61_000), 0);
   });
 
+  test('never reports more entries than a window has seconds, whenever the start was made', () => {
+    // Leaves are stored rounded up to 100 ms: a start at 1001 is kept until 62 100.
+    const window = new SessionWindow(100);
+    window.take(1001);
+    window.hold(3, 61_000, 1001);
+    const report = window.report(1001);
+    assert.equal(report.length, 61, 'the status allows 61');
+    assert.equal(report[60], 4);
+    assert.equal(window.reportHeld(1001).length, 61);
+  });
+
   test('holds starts of an earlier run for as long as it is told', () => {
     const window = new SessionWindow(4);
     window.hold(2, 5000, 0);

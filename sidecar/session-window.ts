@@ -16,6 +16,8 @@
 import { sessionWindowMs, sessionWindowSlotMs } from '../crds/api/index.js';
 
 const resolutionMs = 100;
+/** The last entry of a report: a start leaves within a window of when it was made or held. */
+const lastSlot = Math.ceil(sessionWindowMs / sessionWindowSlotMs) - 1;
 
 export class SessionWindow {
   #quota: number;
@@ -170,12 +172,16 @@ class Leaves {
     return true;
   }
 
-  /** Adds the starts still in the window at `now` to `slots`, by the second in which they leave. */
+  /**
+   * Adds the starts still in the window at `now` to `slots`, by the second in which they
+   * leave. None leaves later than a window from now: the 100 ms a leave is rounded up to
+   * is storage, not window, so the last slot takes it.
+   */
   report(now: number, slots: number[] = []): number[] {
     this.#expire(now);
     for (let i = this.#head; i < this.#leaves.length; i++) {
       const entry = this.#leaves[i] as Entry;
-      const slot = Math.max(0, Math.ceil((entry.at - now) / sessionWindowSlotMs) - 1);
+      const slot = Math.min(lastSlot, Math.max(0, Math.ceil((entry.at - now) / sessionWindowSlotMs) - 1));
       while (slots.length <= slot) slots.push(0);
       slots[slot] = (slots[slot] as number) + entry.count;
     }
