@@ -1,22 +1,21 @@
 /**
  * The operator's model of the provider's new-session limit when it autoscales. The
- * provider steps its limit once every interval, at moments sluice cannot see: up by
+ * provider steps its limit once every interval, at a moment sluice cannot see: up by
  * `stepPercent` when the starts of the last minute are at or above `scaleUpAtPercent`
  * of it, down (toward the default) when they are below `scaleDownBelowPercent`.
  *
- * The model keeps the range the provider's limit can be in: `low`, what the fleet is held
- * to, and `high`. Every decision falls on the safe side:
- * - `low` rises only after a whole interval (the provider surely stepped once in it), to
- *   the lowest any limit in the range can have reached on the least use seen: a limit at
- *   the low end steps up, one higher up may only have held, so it follows at most one
- *   interval behind;
- * - `low` falls as soon as any limit in the range could have stepped down (use against
- *   `high`), to the lowest such a step gives;
- * - `high` rises as soon as any limit in the range could have stepped up (use against
- *   `low`), at most once an interval, and falls only after an interval in which every
- *   limit would have stepped down.
+ * The model does not guess that moment; it follows every one it can be. The interval is
+ * cut into phases of about half a second, and for each phase the model keeps the range
+ * the limit can be in had the provider stepped there: each time the phase comes round,
+ * the range moves to every limit a step can reach from it on the use seen then, the
+ * lowest use against the low end's rule for the new low end, the highest against the
+ * high end's for the new high end, so each error falls on the safe side. What the fleet
+ * is held to is the lowest limit any phase allows, so it follows the provider at most
+ * one interval (and a phase) behind, and never runs ahead of it.
+ *
  * Reported use lags the provider's count a little, so it is taken as uncertain by 5 %
- * (at least one start) each way.
+ * (at least one start) each way. How the provider rounds a step is not documented: the
+ * low end rounds down, the high end up.
  */
 import type { StreamBudgetSpecNewSessions } from '../crds/api/index.js';
 
@@ -26,46 +25,57 @@ export interface SessionRange {
   high: number;
 }
 
-interface Step {
-  level: number;
-  until: number;
+/** Starts in the provider's window: at least `least`, at most `most`. */
+interface Use {
+  least: number;
+  most: number;
 }
 
-/** The oldest step still recent at `now`, the older ones dropped. */
-function recent(steps: Step[], now: number): Step | undefined {
-  while (steps.length > 0 && (steps[0] as Step).until <= now) steps.shift();
-  return steps[0];
+interface Phase {
+  /** The range of the limit, had the provider stepped in this phase. */
+  range: SessionRange;
+  /** When this phase's next window opens; it lasts `#width`. */
+  dueAt: number;
+  /** The use seen around the open window: the provider steps on a figure within it. */
+  seen?: Use;
 }
+
+/** The finest phase the model tells apart, and the most phases it keeps. */
+const phaseMs = 500;
+const maxPhases = 120;
 
 export class SessionModel {
   readonly spec: StreamBudgetSpecNewSessions;
+  readonly #phases: Phase[] = [];
+  readonly #width: number = 0;
+  /** The use seen at the previous observation, which opens the next window with it. */
+  #lastUse: Use | undefined;
+  /** A resumed range: the provider may have stepped since it was written, unseen. */
+  #resumed: boolean;
   #low: number;
   #high: number;
-  /** Since when every limit in the range would have stepped up (down), at every observation. */
-  #upSince: number | undefined;
-  #leastSince = Number.POSITIVE_INFINITY;
-  #downSince: number | undefined;
-  /**
-   * The last interval's steps of the range's ends, oldest first: a limit above `level` of a
-   * rise (below `level` of a fall) can be held only by stepping since, and the provider
-   * steps at most once an interval, so it does not step again `until` then. A limit that
-   * has not stepped may, however recently another did.
-   */
-  #rises: Step[] = [];
-  #falls: Step[] = [];
 
   /**
    * `resume`: the range a previous leader wrote into the status. The provider may have
-   * stepped up once more since, so `high` starts a step higher.
+   * stepped up once more since, so the high end starts a step higher, and the first use
+   * seen may have stepped any phase once.
    */
-  constructor(spec: StreamBudgetSpecNewSessions, _now: number, resume?: SessionRange) {
+  constructor(spec: StreamBudgetSpecNewSessions, now: number, resume?: SessionRange) {
     this.spec = spec;
     const auto = spec.autoscale;
-    this.#low = spec.perMinute;
-    this.#high = spec.perMinute;
-    if (auto && resume && resume.low >= spec.perMinute && resume.high >= resume.low) {
+    this.#low = this.#high = spec.perMinute;
+    this.#resumed = false;
+    if (!auto) return;
+    if (resume && resume.low >= spec.perMinute && resume.high >= resume.low) {
       this.#low = Math.min(resume.low, auto.maxPerMinute);
       this.#high = Math.min(auto.maxPerMinute, Math.max(this.#low, step(resume.high, auto.stepPercent, 'most')));
+      this.#resumed = true;
+    }
+    const interval = auto.intervalSeconds * 1000;
+    const count = Math.min(maxPhases, Math.max(1, Math.round(interval / phaseMs)));
+    this.#width = interval / count;
+    for (let k = 0; k < count; k++) {
+      this.#phases.push({ range: { low: this.#low, high: this.#high }, dueAt: now + k * this.#width });
     }
   }
 
@@ -84,83 +94,85 @@ export class SessionModel {
    * `least`, at most `most` (a single figure for both when known exactly); returns the
    * budget to split.
    */
-  observe(starts: number | { least: number; most: number }, now: number): number {
-    const reported = typeof starts === 'number' ? { least: starts, most: starts } : starts;
+  observe(starts: number | Use, now: number): number {
     const auto = this.spec.autoscale;
-    if (!auto) {
-      this.#low = this.#high = this.spec.perMinute;
-      return this.#low;
-    }
-    const interval = auto.intervalSeconds * 1000;
+    if (!auto) return this.#low;
+    const reported = typeof starts === 'number' ? { least: starts, most: starts } : starts;
     const slack = Math.max(1, Math.ceil(reported.most * 0.05));
-    const least = Math.max(0, reported.least - slack);
-    const most = reported.most + slack;
-    const upAt = auto.scaleUpAtPercent / 100;
-    const downBelow = auto.scaleDownBelowPercent / 100;
+    const use = { least: Math.max(0, reported.least - slack), most: reported.most + slack };
+    // Before the first observation use is unknown: any step is possible.
+    const previous = this.#lastUse ?? { least: 0, most: Number.POSITIVE_INFINITY };
+    this.#lastUse = use;
+    const interval = auto.intervalSeconds * 1000;
+
+    let low = Number.POSITIVE_INFINITY;
+    let high = 0;
+    for (const phase of this.#phases) {
+      if (this.#resumed) phase.range = union(phase.range, this.#next(phase.range, use));
+      // Windows that opened by now: a step in one was on use between the last observation
+      // at or before its start and the first one after its end.
+      while (now >= phase.dueAt) {
+        phase.seen = join(phase.seen ?? (phase.dueAt < now ? previous : use), use);
+        if (now < phase.dueAt + this.#width) break;
+        phase.range = this.#next(phase.range, phase.seen);
+        phase.seen = undefined;
+        phase.dueAt += interval;
+      }
+      // Inside its window the provider may have stepped or not yet.
+      const range = phase.seen ? union(phase.range, this.#next(phase.range, phase.seen)) : phase.range;
+      low = Math.min(low, range.low);
+      high = Math.max(high, range.high);
+    }
+    this.#resumed = false;
+    this.#low = low;
+    this.#high = high;
+    return low;
+  }
+
+  /**
+   * Every limit one step can reach from `range` on `use`. A limit steps up while
+   * use ≥ up% of it, holds while down% of it ≤ use < up% of it, and steps down below.
+   * So on the least use the lowest result is the low end's, or that of the smallest limit
+   * that holds or steps down; on the most use the highest is that of the largest limit
+   * that steps up or holds, or the high end's.
+   */
+  #next(range: SessionRange, use: Use): SessionRange {
+    const auto = this.spec.autoscale;
+    if (!auto) return range;
+    const { scaleUpAtPercent: upAt, scaleDownBelowPercent: downBelow, stepPercent } = auto;
     const floor = this.spec.perMinute;
     const max = auto.maxPerMinute;
+    const up = (limit: number, bound: 'least' | 'most') => Math.min(max, step(limit, stepPercent, bound));
+    const down = (limit: number, bound: 'least' | 'most') => Math.max(floor, step(limit, -stepPercent, bound));
+    const after = (limit: number, starts: number, bound: 'least' | 'most') =>
+      starts * 100 >= upAt * limit ? up(limit, bound) : starts * 100 >= downBelow * limit ? limit : down(limit, bound);
 
-    // The provider's limit may have stepped up: the most use against the lowest limits.
-    const mayRise = Math.min(this.#high, recent(this.#rises, now)?.level ?? this.#high);
-    const highestUp = Math.min(mayRise, Math.floor(most / upAt));
-    if (highestUp >= this.#low) {
-      const stepped = Math.min(max, step(highestUp, auto.stepPercent, 'most'));
-      if (stepped > this.#high) {
-        // Use is reported a little late: its step may have come half an interval ago.
-        this.#rises.push({ level: this.#high, until: now + interval / 2 });
-        this.#high = stepped;
-      }
-    }
+    // The smallest limits that hold, and that step down, on `least` starts.
+    const least = use.least;
+    let low = after(range.low, least, 'least');
+    const heldFrom = Math.max(range.low, Math.floor((least * 100) / upAt) + 1);
+    if (heldFrom <= range.high) low = Math.min(low, after(heldFrom, least, 'least'));
+    const fellFrom = Math.max(range.low, Math.floor((least * 100) / downBelow) + 1);
+    if (fellFrom <= range.high) low = Math.min(low, after(fellFrom, least, 'least'));
 
-    // It may have stepped down: the least use against the highest limits.
-    const mayFall = Math.max(this.#low, recent(this.#falls, now)?.level ?? this.#low);
-    const lowestDown = Math.max(mayFall, Math.floor(least / downBelow) + 1);
-    if (lowestDown <= this.#high) {
-      const stepped = Math.max(floor, step(lowestDown, -auto.stepPercent, 'least'));
-      if (stepped < this.#low) {
-        this.#falls.push({ level: this.#low, until: now + interval / 2 });
-        this.#low = stepped;
-      }
-    }
+    // The largest limits that step up, and that hold, on `most` starts.
+    const most = use.most;
+    let high = after(range.high, most, 'most');
+    const roseTo = Math.min(range.high, Math.floor((most * 100) / upAt));
+    if (roseTo >= range.low) high = Math.max(high, after(roseTo, most, 'most'));
+    const heldTo = Math.min(range.high, Math.floor((most * 100) / downBelow));
+    if (heldTo >= range.low) high = Math.max(high, after(heldTo, most, 'most'));
 
-    // After a whole interval the provider surely stepped once, on use at least the least
-    // seen since: the lowest it can have reached. A limit at the low end that rose, or one
-    // higher up that held (a limit held only while use is at least its down threshold).
-    this.#upSince ??= now;
-    this.#leastSince = Math.min(this.#leastSince, least);
-    if (now - this.#upSince >= interval) {
-      const seen = this.#leastSince;
-      const atLow =
-        seen >= upAt * this.#low
-          ? Math.min(max, step(this.#low, auto.stepPercent, 'least'))
-          : seen >= downBelow * this.#low
-            ? this.#low
-            : Math.max(floor, step(this.#low, -auto.stepPercent, 'least'));
-      let lowest = atLow;
-      const heldFrom = Math.max(this.#low, Math.floor(seen / upAt) + 1);
-      if (heldFrom <= this.#high) lowest = Math.min(lowest, heldFrom);
-      const fellFrom = Math.max(this.#low, Math.floor(seen / downBelow) + 1);
-      if (fellFrom <= this.#high)
-        lowest = Math.min(lowest, Math.max(floor, step(fellFrom, -auto.stepPercent, 'least')));
-      if (lowest > this.#low) this.#low = lowest;
-      this.#upSince = now;
-      this.#leastSince = Number.POSITIVE_INFINITY;
-    }
-
-    // It surely stepped down.
-    if (most < downBelow * this.#low) {
-      this.#downSince ??= now;
-      if (now - this.#downSince >= interval) {
-        this.#high = Math.max(floor, step(this.#high, -auto.stepPercent, 'most'));
-        this.#downSince = now;
-      }
-    } else {
-      this.#downSince = undefined;
-    }
-
-    this.#high = Math.max(this.#high, this.#low);
-    return this.#low;
+    return { low, high: Math.max(low, high) };
   }
+}
+
+function union(a: SessionRange, b: SessionRange): SessionRange {
+  return { low: Math.min(a.low, b.low), high: Math.max(a.high, b.high) };
+}
+
+function join(a: Use, b: Use): Use {
+  return { least: Math.min(a.least, b.least), most: Math.max(a.most, b.most) };
 }
 
 /**

@@ -17,6 +17,11 @@ export interface AutoscaleRule {
 export interface SessionLimitConfig {
   perMinute: number;
   autoscale?: AutoscaleRule;
+  /**
+   * How a step rounds: down as the provider's documented sequence does (100, 110, 121,
+   * 133, 146), or up. The default is down.
+   */
+  rounding?: 'down' | 'up';
 }
 
 const windowMs = 60_000;
@@ -77,11 +82,11 @@ export class SessionLimit {
       // Use is judged at each step from the starts of the minute before it.
       this.#expire(this.#nextStepAt);
       const used = this.#starts.length - this.#head;
-      const percent = (used / this.#limit) * 100;
-      if (percent >= rule.scaleUpAtPercent) {
-        this.#limit = Math.min(rule.maxPerMinute, Math.ceil((this.#limit * (100 + rule.stepPercent)) / 100));
-      } else if (percent < rule.scaleDownBelowPercent) {
-        this.#limit = Math.max(this.#config.perMinute, Math.floor((this.#limit * (100 - rule.stepPercent)) / 100));
+      const round = this.#config.rounding === 'up' ? Math.ceil : Math.floor;
+      if (used * 100 >= rule.scaleUpAtPercent * this.#limit) {
+        this.#limit = Math.min(rule.maxPerMinute, round((this.#limit * (100 + rule.stepPercent)) / 100));
+      } else if (used * 100 < rule.scaleDownBelowPercent * this.#limit) {
+        this.#limit = Math.max(this.#config.perMinute, round((this.#limit * (100 - rule.stepPercent)) / 100));
       }
       this.#nextStepAt += interval;
     }
