@@ -33,4 +33,8 @@ export async function sessionBudget(): Promise<void> {
     `  starts per minute ${use.perMinute.join(' ')}; model above the provider at ${use.modelAhead.length} ticks; ` +
       `over the provider's limit ${use.violations.length}`,
   );
+  console.log(
+    `  the model behind the provider after the first minute: at most ${(use.behindMs / 1000).toFixed(1)} s ` +
+      `(${(use.behindMs / (autoscale.intervalSeconds * 1000)).toFixed(2)} intervals)`,
+  );
 }

@@ -117,18 +117,34 @@ export const mutations: Mutation[] = [
     tests: ['operator/lease-book.test.ts'],
   },
   {
-    rule: 'autoscale steps',
-    removed: 'once a limit in the range stepped, no other may step in that interval',
-    file: 'operator/session-model.ts',
-    find: 'const mayFall = Math.max(this.#low, recent(this.#falls, now)?.level ?? this.#low);',
-    replace: 'const mayFall = recent(this.#falls, now) ? Number.POSITIVE_INFINITY : this.#low;',
-  },
-  {
     rule: 'autoscale ceiling',
     removed: 'the model judges a step down against its own limit, not the highest the provider may hold',
     file: 'operator/session-model.ts',
-    find: 'if (lowestDown <= this.#high) {',
-    replace: 'if (lowestDown <= this.#low) {',
+    find: "if (fellFrom <= range.high) low = Math.min(low, after(fellFrom, least, 'least'));",
+    replace: '',
+    tests: ['operator/session-model.test.ts', 'test/operator/allocation-properties.test.ts'],
+  },
+  {
+    rule: 'autoscale use',
+    removed: "the model's low end steps on the most use reported, not the least",
+    file: 'operator/session-model.ts',
+    find: 'const least = use.least;',
+    replace: 'const least = use.most;',
+  },
+  {
+    rule: 'autoscale window',
+    removed:
+      'a phase whose window is open counts only once the window has closed, as if the provider had not stepped yet',
+    file: 'operator/session-model.ts',
+    find: 'const range = phase.seen ? union(phase.range, this.#next(phase.range, phase.seen)) : phase.range;',
+    replace: 'const range = phase.range;',
+  },
+  {
+    rule: 'autoscale phases',
+    removed: 'the model assumes the provider steps an interval after the operator started',
+    file: 'operator/session-model.ts',
+    find: 'const count = Math.min(maxPhases, Math.max(1, Math.round(interval / phaseMs)));',
+    replace: 'const count = 1;',
   },
   {
     rule: 'fence',

@@ -28,6 +28,8 @@ export interface FleetSettings {
   minPerPod: number;
   sessionsPerMinute?: number;
   autoscale?: AutoscaleRule;
+  /** How the provider rounds its steps; down by default, as documented. */
+  providerRounding?: 'down' | 'up';
   /** Whole seconds, as a budget declares it. */
   leaseDurationMs: number;
   /** The provider's release delay of unclean ends, whole seconds; the budget declares the same. */
@@ -200,7 +202,11 @@ class Upstream {
       settings.sessionsPerMinute === undefined
         ? undefined
         : new SessionLimit(
-            { perMinute: settings.sessionsPerMinute, ...(settings.autoscale && { autoscale: settings.autoscale }) },
+            {
+              perMinute: settings.sessionsPerMinute,
+              ...(settings.autoscale && { autoscale: settings.autoscale }),
+              ...(settings.providerRounding && { rounding: settings.providerRounding }),
+            },
             now,
           );
   }

@@ -14,6 +14,11 @@ export interface SessionUse {
   violations: string[];
   modelAhead: string[];
   trace: { at: number; model: number; ceiling: number; provider: number }[];
+  /**
+   * With autoscale, after the first minute: the longest the model was behind the
+   * provider, the time since the provider's limit was last within a start of the model's.
+   */
+  behindMs: number;
 }
 
 /** Runs `minutes` minutes; the skew moves from pod 0 to pod 2 at `moveAtMs`. */
@@ -61,11 +66,21 @@ export function sessionUse(
     while ((starts[i] as number) <= (starts[j] as number) - 60_000) i++;
     busiestWindow = Math.max(busiestWindow, j - i + 1);
   }
+  const trace = fleet.sessionTrace ?? [];
+  let behindMs = 0;
+  for (let j = 0; j < trace.length; j++) {
+    const point = trace[j] as (typeof trace)[number];
+    if (point.at < 60_000) continue;
+    let i = j;
+    while (i > 0 && (trace[i] as (typeof trace)[number]).provider > point.model + 1) i--;
+    behindMs = Math.max(behindMs, point.at - (trace[i] as (typeof trace)[number]).at);
+  }
   return {
+    behindMs,
     perMinute,
     busiestWindow,
     violations: fleet.upstream.violations,
     modelAhead: fleet.upstream.modelAhead,
-    trace: fleet.sessionTrace,
+    trace,
   };
 }
