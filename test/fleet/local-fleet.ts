@@ -18,7 +18,7 @@ import {
 } from '../../crds/api/index.js';
 import { applyRbac, serviceAccountKubeconfig, serviceAccountOf, shippedRbac } from '../cluster/service-accounts.js';
 import type { LedgerEntry } from '../emulator/ledger.js';
-import { Emulator } from '../emulator/server.js';
+import { Emulator, type ProjectStats } from '../emulator/server.js';
 import { loggedLine, type Script, startScript } from '../support/script.js';
 import { HandshakeRefused, type OpenedStream, openStream } from '../support/stream-client.js';
 import { waitFor } from '../support/wait.js';
@@ -40,6 +40,11 @@ export interface FleetOptions {
   labels?: Record<string, string>;
   /** A new-session budget: the budget declares it, and the referee models the provider's limit with it. */
   newSessions?: NonNullable<StreamBudget['spec']['newSessions']>;
+  /**
+   * The referee enforces the provider's limits instead of only counting: past the
+   * new-session limit it refuses the handshake with 429, or closes with 1008.
+   */
+  refuseOverRateWith?: 'handshake' | 'close';
   /** Operator settings passed as environment variables. */
   operatorEnv?: Record<string, string>;
 }
@@ -66,8 +71,8 @@ export interface RunningOperator {
 export type Attempt = { stream: OpenedStream } | { status: number; reason: string | undefined };
 
 export class LocalFleet {
-  readonly options: Required<Omit<FleetOptions, 'operatorEnv' | 'newSessions'>> &
-    Pick<FleetOptions, 'newSessions'> & { operatorEnv: Record<string, string> };
+  readonly options: Required<Omit<FleetOptions, 'operatorEnv' | 'newSessions' | 'refuseOverRateWith'>> &
+    Pick<FleetOptions, 'newSessions' | 'refuseOverRateWith'> & { operatorEnv: Record<string, string> };
   readonly core: CoreV1Api;
   readonly custom: CustomObjectsApi;
   readonly pods = new Map<string, FleetPod>();
@@ -134,9 +139,14 @@ export class LocalFleet {
           id: 'fleet',
           keys: [projectKey],
           maxConcurrentStreams: this.options.limit,
-          enforce: false,
+          enforce: this.options.refuseOverRateWith !== undefined,
           releaseDelaySeconds: this.options.releaseDelaySeconds,
-          ...(this.options.newSessions && { newSessions: this.options.newSessions }),
+          ...(this.options.newSessions && {
+            newSessions: {
+              ...this.options.newSessions,
+              ...(this.options.refuseOverRateWith && { rejectWith: this.options.refuseOverRateWith }),
+            },
+          }),
         },
       ],
       flux: { idleTimeoutSeconds: 3600 },
@@ -316,6 +326,7 @@ export class LocalFleet {
     accepted: number;
     sessionRateExceeded: number;
     sessionLimitPerMinute: number | null;
+    rejected: ProjectStats['rejected'];
   } {
     const project = this.emulator.stats().projects.fleet;
     if (!project) throw new Error('The emulator has no fleet project');
@@ -327,6 +338,7 @@ export class LocalFleet {
       accepted: project.accepted,
       sessionRateExceeded: project.sessionRateExceeded,
       sessionLimitPerMinute: project.sessionLimitPerMinute,
+      rejected: project.rejected,
     };
   }
 
