@@ -64,26 +64,36 @@ function busiestMinute(f: LocalFleet): number {
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/**
+ * Four pods, two operator replicas, every lease acknowledged, and callers on the pods as
+ * `wanted` says (pod-a to pod-d).
+ */
+async function fourPodsWithCallers(
+  options: Parameters<typeof fleet>[0],
+  wanted: Map<string, number>,
+): Promise<{ f: LocalFleet; demand: { stop(): Promise<void> } }> {
+  const f = await fleet(options);
+  for (const name of wanted.keys()) await f.addPod(name);
+  await f.startOperator();
+  await f.startOperator();
+  await f.acknowledgedLeases(wanted.size);
+  return { f, demand: callers(f, wanted) };
+}
+
 describe('a new-session budget', () => {
   it('is used by demand that is skewed and moves, and no 60 s window passes it (the provider closes with 1008)', async () => {
     const newSessions = { perMinute: 30 };
-    const f = await fleet({ limit: 10, newSessions, refuseOverRateWith: 'close' });
-    for (const name of ['pod-a', 'pod-b', 'pod-c', 'pod-d']) await f.addPod(name);
-    await f.startOperator();
-    await f.startOperator();
-    await f.acknowledgedLeases(4);
     const wanted = new Map([
       ['pod-a', 4],
       ['pod-b', 1],
       ['pod-c', 1],
       ['pod-d', 1],
     ]);
-    const demand = callers(f, wanted);
+    const { f, demand } = await fourPodsWithCallers({ limit: 10, newSessions, refuseOverRateWith: 'close' }, wanted);
     let moved = 0;
     let end = 0;
     try {
-      // A new leader grants no session rate for a minute: an earlier leader's grants may
-      // still be inside the provider's window.
+      // The first minute fills the provider's window; then 40 s with the skew on pod-a.
       await sleep(100_000);
       moved = performance.now();
       wanted.set('pod-a', 1);
@@ -120,18 +130,16 @@ describe('a new-session budget', () => {
         maxPerMinute: 60,
       },
     };
-    const f = await fleet({ limit: 10, newSessions, refuseOverRateWith: 'handshake' });
-    for (const name of ['pod-a', 'pod-b', 'pod-c', 'pod-d']) await f.addPod(name);
-    await f.startOperator();
-    await f.startOperator();
-    await f.acknowledgedLeases(4);
     const wanted = new Map([
       ['pod-a', 3],
       ['pod-b', 1],
       ['pod-c', 1],
       ['pod-d', 1],
     ]);
-    const demand = callers(f, wanted);
+    const { f, demand } = await fourPodsWithCallers(
+      { limit: 10, newSessions, refuseOverRateWith: 'handshake' },
+      wanted,
+    );
     const curve: string[] = [];
     const started = performance.now();
     const sample = async () => {
