@@ -91,6 +91,19 @@ function offer(
   return Math.min(due, 1);
 }
 
+/**
+ * Whether a fleet that takes all the model allows, one interval behind a provider that
+ * steps up every interval, keeps the provider's use clear of its threshold by the model's
+ * 5 % slack and a rounding's 3 points. Its window's use is the mean of the model's limit
+ * over the last minute: a limit growing by `stepPercent` each interval, one interval back.
+ */
+function clearOfThreshold(rule: { scaleUpAtPercent: number; stepPercent: number; intervalSeconds: number }): boolean {
+  const growth = 1 + rule.stepPercent / 100;
+  const intervals = 60 / rule.intervalSeconds;
+  const mean = (growth ** -1 - growth ** -(1 + intervals)) / (intervals * Math.log(growth));
+  return mean * 0.95 - rule.scaleUpAtPercent / 100 >= 0.03;
+}
+
 /** Runs the scenario, then lets demand fall to nothing and waits out every hold. */
 function run(fleet: Fleet, schedule: { at: number; event: FleetEvent }[], ticks: number): void {
   const byTick = new Map<number, FleetEvent[]>();
@@ -197,9 +210,13 @@ describe('the allocation loop', () => {
         const use = sessionUse(budget, seed, { minutes: 4, moveAtMs: 120_000 });
         assert.deepEqual(use.violations, []);
         assert.ok(use.busiestWindow <= budget, `${use.busiestWindow} starts in one 60 s window`);
-        // Every minute after the first, the minute of the move included (the goal is 95 %; see the README).
+        // Every minute after the first, the minute of the move included, loses at most the
+        // starts of the window's margin second before it: one of each pod's, whose starts
+        // run in step, and a second's worth of the budget (see the README).
+        const pods = 4;
         for (const [minute, starts] of use.perMinute.entries()) {
-          if (minute > 0) assert.ok(starts >= 0.85 * budget, `minute ${minute}: ${starts} of ${budget}`);
+          const least = budget - pods - Math.ceil(budget / 61);
+          if (minute > 0) assert.ok(starts >= least, `minute ${minute}: ${starts} of ${budget}`);
         }
       }),
       { numRuns: runs(6) },
@@ -259,8 +276,9 @@ describe('the allocation loop', () => {
     // Callers have used the whole default budget for a minute and take all the model
     // allows from then on. The model is at or above where the provider was an interval
     // (and a phase of the model, and a tick) ago. This holds while use is clear of the
-    // threshold by the model's 5 % slack: a rule that steps fast enough to leave the
-    // window's use near its threshold can put the model further behind (see the README).
+    // threshold by the model's 5 % slack (`clearOfThreshold`): a rule that steps fast
+    // enough to leave the window's use near its threshold can put the model further
+    // behind (see the README); 15 s steps of 10 % at 70 % are such a rule.
     fc.assert(
       fc.property(
         fc.integer({ min: 10, max: 200 }),
@@ -273,6 +291,7 @@ describe('the allocation loop', () => {
         }),
         fc.double({ min: 0, max: 1, maxExcluded: true, noNaN: true }),
         (asked, autoscale, offset) => {
+          fc.pre(clearOfThreshold(autoscale));
           const perMinute = Math.min(asked, autoscale.maxPerMinute);
           const interval = autoscale.intervalSeconds * 1000;
           const provider = new SessionLimit({ perMinute, autoscale }, -Math.floor(offset * interval));
