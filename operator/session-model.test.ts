@@ -61,6 +61,18 @@ describe('the autoscale model', () => {
     assert.equal(model.ceiling, 100, 'the ceiling follows once every limit surely fell');
   });
 
+  it('falls the moment use drops, inside a phase whose window has not closed yet', () => {
+    // Observed every 100 ms, the interval's phases are 500 ms apart: 100_200 ms is inside
+    // one phase's window. The provider may step down at that very moment, so the model
+    // must not wait for the window to close.
+    const model = new SessionModel({ perMinute: 100, autoscale }, 0);
+    for (let t = 100; t <= 100_100; t += 100) model.observe(model.perMinute, t);
+    const before = model.perMinute;
+    assert.ok(before > 110, `climbed to ${before}`);
+    model.observe(10, 100_200);
+    assert.ok(model.perMinute < before, `still ${model.perMinute}`);
+  });
+
   it('without autoscale is the budget', () => {
     const model = new SessionModel({ perMinute: 30 }, 0);
     assert.equal(model.observe(1000, 1000), 30);

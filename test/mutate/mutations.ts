@@ -138,6 +138,7 @@ export const mutations: Mutation[] = [
     file: 'operator/session-model.ts',
     find: 'const range = phase.seen ? union(phase.range, this.#next(phase.range, phase.seen)) : phase.range;',
     replace: 'const range = phase.range;',
+    tests: ['operator/session-model.test.ts', 'test/operator/allocation-properties.test.ts'],
   },
   {
     rule: 'autoscale phases',
