@@ -10,8 +10,9 @@
  * the range moves to every limit a step can reach from it on the use seen then, the
  * lowest use against the low end's rule for the new low end, the highest against the
  * high end's for the new high end, so each error falls on the safe side. What the fleet
- * is held to is the lowest limit any phase allows, so it follows the provider at most
- * one interval (and a phase) behind, and never runs ahead of it.
+ * is held to is the lowest limit any phase allows, so it never runs ahead of it, and
+ * follows it one interval (and a phase) behind while use clears the thresholds by the
+ * slack below; nearer a threshold it can trail further.
  *
  * Reported use lags the provider's count a little, so it is taken as uncertain by 5 %
  * (at least one start) each way. How the provider rounds a step is not documented: the
