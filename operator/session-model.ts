@@ -18,7 +18,7 @@
  * (at least one start) each way. How the provider rounds a step is not documented: the
  * low end rounds down, the high end up.
  */
-import type { StreamBudgetSpecNewSessions } from '../crds/api/index.js';
+import type { StreamBudgetSpecNewSessions, StreamBudgetSpecNewSessionsAutoscale } from '../crds/api/index.js';
 
 /** The model's state, as a budget's status carries it, so that a new leader resumes it. */
 export interface SessionRange {
@@ -48,6 +48,7 @@ const maxPhases = 120;
 export class SessionModel {
   readonly spec: StreamBudgetSpecNewSessions;
   readonly #phases: Phase[] = [];
+  readonly #interval: number = 0;
   readonly #width: number = 0;
   /** The use seen at the previous observation, which opens the next window with it. */
   #lastUse: Use | undefined;
@@ -74,6 +75,7 @@ export class SessionModel {
     }
     const interval = auto.intervalSeconds * 1000;
     const count = Math.min(maxPhases, Math.max(1, Math.round(interval / phaseMs)));
+    this.#interval = interval;
     this.#width = interval / count;
     for (let k = 0; k < count; k++) {
       this.#phases.push({ range: { low: this.#low, high: this.#high }, dueAt: now + k * this.#width });
@@ -104,23 +106,22 @@ export class SessionModel {
     // Before the first observation use is unknown: any step is possible.
     const previous = this.#lastUse ?? { least: 0, most: Number.POSITIVE_INFINITY };
     this.#lastUse = use;
-    const interval = auto.intervalSeconds * 1000;
 
     let low = Number.POSITIVE_INFINITY;
     let high = 0;
     for (const phase of this.#phases) {
-      if (this.#resumed) phase.range = union(phase.range, this.#next(phase.range, use));
+      if (this.#resumed) phase.range = union(phase.range, this.#next(auto, phase.range, use));
       // Windows that opened by now: a step in one was on use between the last observation
       // at or before its start and the first one after its end.
       while (now >= phase.dueAt) {
         phase.seen = join(phase.seen ?? (phase.dueAt < now ? previous : use), use);
         if (now < phase.dueAt + this.#width) break;
-        phase.range = this.#next(phase.range, phase.seen);
+        phase.range = this.#next(auto, phase.range, phase.seen);
         phase.seen = undefined;
-        phase.dueAt += interval;
+        phase.dueAt += this.#interval;
       }
       // Inside its window the provider may have stepped or not yet.
-      const range = phase.seen ? union(phase.range, this.#next(phase.range, phase.seen)) : phase.range;
+      const range = phase.seen ? union(phase.range, this.#next(auto, phase.range, phase.seen)) : phase.range;
       low = Math.min(low, range.low);
       high = Math.max(high, range.high);
     }
@@ -137,9 +138,7 @@ export class SessionModel {
    * that holds or steps down; on the most use the highest is that of the largest limit
    * that steps up or holds, or the high end's.
    */
-  #next(range: SessionRange, use: Use): SessionRange {
-    const auto = this.spec.autoscale;
-    if (!auto) return range;
+  #next(auto: StreamBudgetSpecNewSessionsAutoscale, range: SessionRange, use: Use): SessionRange {
     const { scaleUpAtPercent: upAt, scaleDownBelowPercent: downBelow, stepPercent } = auto;
     const floor = this.spec.perMinute;
     const max = auto.maxPerMinute;

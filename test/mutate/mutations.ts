@@ -136,7 +136,7 @@ export const mutations: Mutation[] = [
     removed:
       'a phase whose window is open counts only once the window has closed, as if the provider had not stepped yet',
     file: 'operator/session-model.ts',
-    find: 'const range = phase.seen ? union(phase.range, this.#next(phase.range, phase.seen)) : phase.range;',
+    find: 'const range = phase.seen ? union(phase.range, this.#next(auto, phase.range, phase.seen)) : phase.range;',
     replace: 'const range = phase.range;',
     tests: ['operator/session-model.test.ts', 'test/operator/allocation-properties.test.ts'],
   },

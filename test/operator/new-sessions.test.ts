@@ -10,6 +10,7 @@ import { type LocalFleet, opened } from '../fleet/local-fleet.js';
 import { closeAll } from '../fleet/streams.js';
 import { testFleets } from '../fleet/test-fleets.js';
 import { waitFor } from '../support/wait.js';
+import { busiestWindow } from './session-use.js';
 
 /** A fleet of its own for one test (tests here run one at a time). */
 const fleet = testFleets('sessions');
@@ -50,16 +51,12 @@ function startsInMinuteBefore(f: LocalFleet, end: number): number {
 
 /** The most starts in any 60 s window of the referee's ledger. */
 function busiestMinute(f: LocalFleet): number {
-  const starts = f
-    .refereeLedger()
-    .filter((e) => e.kind === 'accepted')
-    .map((e) => e.at);
-  let most = 0;
-  for (let i = 0, j = 0; j < starts.length; j++) {
-    while ((starts[i] as number) <= (starts[j] as number) - 60_000) i++;
-    most = Math.max(most, j - i + 1);
-  }
-  return most;
+  return busiestWindow(
+    f
+      .refereeLedger()
+      .filter((e) => e.kind === 'accepted')
+      .map((e) => e.at),
+  );
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));

@@ -61,11 +61,6 @@ export function sessionUse(
     { length: minutes },
     (_, m) => starts.filter((t) => t >= m * 60_000 && t < (m + 1) * 60_000).length,
   );
-  let busiestWindow = 0;
-  for (let i = 0, j = 0; j < starts.length; j++) {
-    while ((starts[i] as number) <= (starts[j] as number) - 60_000) i++;
-    busiestWindow = Math.max(busiestWindow, j - i + 1);
-  }
   const trace = fleet.sessionTrace ?? [];
   let behindMs = 0;
   for (let j = 0; j < trace.length; j++) {
@@ -78,9 +73,19 @@ export function sessionUse(
   return {
     behindMs,
     perMinute,
-    busiestWindow,
+    busiestWindow: busiestWindow(starts),
     violations: fleet.upstream.violations,
     modelAhead: fleet.upstream.modelAhead,
     trace,
   };
+}
+
+/** The most of `starts` (times in ms, in order) in any 60 s window. */
+export function busiestWindow(starts: readonly number[]): number {
+  let most = 0;
+  for (let i = 0, j = 0; j < starts.length; j++) {
+    while ((starts[i] as number) <= (starts[j] as number) - 60_000) i++;
+    most = Math.max(most, j - i + 1);
+  }
+  return most;
 }
